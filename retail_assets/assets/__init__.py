@@ -1,0 +1,1 @@
+"""Software-defined assets: sources (raw), warehouse (dimensions and facts), marts."""

@@ -1,0 +1,267 @@
+"""POS drop folder: the stores reference, sales lines and stock counts, and files nobody can read."""
+
+
+from collections import defaultdict
+from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import dagster as dg
+import pandas as pd
+
+from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
+from retail_assets.checks import combine, schema_check_spec
+from retail_assets.layouts import Layout
+from retail_assets.partitions import daily_partitions, partition_dates
+from retail_assets.resources import PosDropFolder, Warehouse
+from retail_assets.resources.pos_drop import DropFile, file_hash
+from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_POS_INVENTORY, RAW_POS_SALES, RAW_STORES, REJECTIONS
+from retail_assets.settings import load_settings
+from retail_assets.transforms.pos_parse import FileContext, ParsedFile, decode, parse_pos_file, reject_whole_file
+
+STORES_REQUIRED = ["store_code", "store_name", "city", "region", "country", "timezone", "pos_layout", "opened_on",
+                   "closed_on"]
+
+
+def _store_rejection(line: int, code: str, reason: str, record: str, run_id: str) -> dict[str, object]:
+    return {"business_date": pd.NaT, "asset": "raw_stores", "source_system": "pos", "source_ref": "stores.csv",
+            "source_key": f"line {line}", "reason_code": code, "reason": reason, "record": record, "run_id": run_id}
+
+
+def clean_stores(frame: pd.DataFrame, layouts: dict[str, Layout], run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """stores.csv rows that can be used, and the ones that cannot with the reason."""
+    missing = [c for c in STORES_REQUIRED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"stores.csv lacks column(s) {', '.join(missing)}; the header must be "
+                         f"{','.join(STORES_REQUIRED)}")
+    frame = frame.copy()
+    frame["source_line"] = range(2, len(frame) + 2)
+    good, bad = [], []
+    seen: set[str] = set()
+    for row in frame.to_dict("records"):
+        code = row["store_code"].strip()
+        record = ",".join(str(row[c]) for c in STORES_REQUIRED)
+        problem = None
+        try:
+            ZoneInfo(row["timezone"].strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            problem = ("timezone_invalid", f"timezone {row['timezone']!r} of store {code} is not an IANA name "
+                                           "such as America/New_York")
+        if not code:
+            problem = ("missing_value", "store_code is empty")
+        elif row["pos_layout"].strip() not in layouts:
+            problem = ("layout_unknown", f"store {code} names layout {row['pos_layout']!r}; known layouts: "
+                                         f"{', '.join(sorted(layouts))} (add a YAML file to RETAIL_POS_LAYOUTS_DIR)")
+        elif code in seen:
+            problem = ("duplicate_store", f"store {code} appears twice in stores.csv; the first row was kept")
+        for col in ("opened_on", "closed_on"):
+            value = row[col].strip()
+            if value and pd.isna(pd.to_datetime(value, format="%Y-%m-%d", errors="coerce")):
+                problem = problem or ("date_invalid", f"{col} {value!r} of store {code} is not YYYY-MM-DD")
+        if problem:
+            bad.append(_store_rejection(row["source_line"], problem[0], problem[1], record, run_id))
+            continue
+        seen.add(code)
+        good.append({**{c: (row[c].strip() or None) for c in STORES_REQUIRED}, "store_code": code,
+                     "source_line": row["source_line"], "run_id": run_id})
+    stores = pd.DataFrame(good, columns=[*STORES_REQUIRED, "source_line", "run_id"])
+    for col in ("opened_on", "closed_on"):
+        stores[col] = pd.to_datetime(stores[col], format="%Y-%m-%d")
+    return stores, pd.DataFrame(bad)
+
+
+@dg.asset(
+    group_name=SOURCES_GROUP, kinds={"csv", "pandas"}, owners=OWNERS,
+    description=describe(RAW_STORES, "Edited by hand at head office: bad rows go to `rejections`."),
+    metadata=table_metadata(RAW_STORES), check_specs=[schema_check_spec(RAW_STORES)],
+)
+def raw_stores(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
+    stores, bad = clean_stores(pos_drop.read_stores(), pos_drop.layouts(), context.run.run_id)
+    stores, check = validated(RAW_STORES, stores)
+    with warehouse.transaction() as tx:
+        tx.replace(RAW_STORES, stores, {})
+        tx.replace(REJECTIONS, bad, {"asset": "raw_stores"})
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": len(stores), "rejected_rows": len(bad), "preview": preview(stores)},
+        check_results=[check],
+    )
+
+
+def choose_files(files: list[DropFile], hashes: dict[str, str]) -> dict[str, tuple[str, str | None]]:
+    """path -> (status, reason) for the files of one kind and day: per store the newest content wins.
+
+    Identical bytes (a retry, a copy in another folder) count once; of two different files for the same store,
+    day and kind, the one modified last wins and the other is superseded.
+    """
+    out: dict[str, tuple[str, str | None]] = {}
+    by_store: dict[str | None, list[DropFile]] = defaultdict(list)
+    for f in files:
+        by_store[f.store_code].append(f)
+    for group in by_store.values():
+        group.sort(key=lambda f: (-f.mtime, f.path))
+        winner = group[0]
+        out[winner.path] = ("loaded", None)
+        seen = {hashes[winner.path]: winner.path}
+        for f in group[1:]:
+            h = hashes[f.path]
+            if h in seen:
+                out[f.path] = ("duplicate", f"same bytes as {seen[h]}; counted once")
+            else:
+                seen[h] = f.path
+                out[f.path] = ("superseded", f"replaced by {winner.path}, received later")
+    return out
+
+
+def load_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame, run_id: str, asset: str,
+             max_rejected_rate: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(rows, rejections, ledger) for every file of ``kind`` for business date ``day``."""
+    layouts = pos_drop.layouts()
+    files = [f for f in pos_drop.scan(layouts) if f.kind == kind and f.business_date == day]
+    contents = {f.path: pos_drop.read_bytes(f.path) for f in files}
+    hashes = {p: file_hash(b) for p, b in contents.items()}
+    decisions = choose_files(files, hashes)
+    store_layout = dict(zip(stores["store_code"], stores["pos_layout"], strict=True))
+    rows, rejections, ledger = [], [], []
+    for f in files:
+        status, reason = decisions[f.path]
+        layout = layouts[f.layout]
+        ctx = FileContext(f.path, day, f.store_code, hashes[f.path], run_id, asset, max_rejected_rate)
+        parsed: ParsedFile | None = None
+        if status == "loaded":
+            if layout.store_from != "column" and f.store_code not in store_layout:
+                parsed = _reject(contents[f.path], layout, ctx, "unknown_store",
+                                 f"file {f.path} is for store {f.store_code}, which is not in stores.csv; add the "
+                                 "store to stores.csv (or fix the file name) and the file will load on the next run")
+            elif kind == "sales" and layout.store_from == "filename" and store_layout[f.store_code] != layout.name:
+                parsed = _reject(contents[f.path], layout, ctx, "layout_mismatch",
+                                 f"file {f.path} is named like layout {layout.name} but stores.csv puts store "
+                                 f"{f.store_code} on layout {store_layout[f.store_code]}; fix one of them")
+            else:
+                parsed = parse_pos_file(contents[f.path], layout, ctx)
+                if layout.store_from == "column" and len(parsed.rows):
+                    parsed = _drop_unknown_row_stores(parsed, set(store_layout), ctx)
+            if parsed.file_error:
+                status, reason = "rejected", parsed.file_error
+            elif parsed.extra_columns:
+                reason = f"schema drift: extra column(s) {', '.join(parsed.extra_columns)} ignored"
+            rows.append(parsed.rows)
+            rejections.append(parsed.rejections)
+        ledger.append({"path": f.path, "content_hash": hashes[f.path], "size": f.size, "mtime": f.mtime,
+                       "kind": kind, "store_code": f.store_code, "business_date": pd.Timestamp(day),
+                       "layout": f.layout, "status": status, "reason": reason,
+                       "lines": parsed.lines if parsed else _count_lines(contents[f.path]),
+                       "rows_loaded": len(parsed.rows) if parsed else 0, "run_id": run_id})
+    return concat(rows), concat(rejections), pd.DataFrame(ledger)
+
+
+def _count_lines(data: bytes) -> int:
+    return max(0, sum(1 for line in data.splitlines() if line.strip()) - 1)
+
+
+def _reject(data: bytes, layout: Layout, ctx: FileContext, code: str, reason: str) -> ParsedFile:
+    text, _ = decode(data, layout)
+    return reject_whole_file(ctx, text if text is not None else data.decode(layout.encoding, errors="replace"),
+                             code, reason)
+
+
+def _drop_unknown_row_stores(parsed: ParsedFile, known: set[str], ctx: FileContext) -> ParsedFile:
+    unknown = ~parsed.rows["store_code"].isin(known)
+    if not unknown.any():
+        return parsed
+    bad = parsed.rows[unknown]
+    rej = pd.DataFrame({
+        "business_date": pd.Timestamp(ctx.business_date), "asset": ctx.asset, "source_system": "pos",
+        "source_ref": ctx.path, "source_key": "line " + bad["source_line"].astype(str),
+        "reason_code": "unknown_store",
+        "reason": "store " + bad["store_code"].astype(str) + " is not in stores.csv",
+        "record": None, "run_id": ctx.run_id,
+    })
+    parsed.rows = parsed.rows[~unknown].reset_index(drop=True)
+    parsed.rejections = concat([parsed.rejections, rej])
+    return parsed
+
+
+def _pos_day_asset(spec, kind: str, doc: str):
+    @dg.asset(
+        name=spec.name, group_name=SOURCES_GROUP, kinds={"csv", "pandas"}, owners=OWNERS,
+        partitions_def=daily_partitions, deps=[raw_stores], description=describe(spec, doc),
+        metadata=table_metadata(spec), check_specs=[schema_check_spec(spec)],
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+    )
+    def _asset(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
+        settings = load_settings()
+        stores = warehouse.read(RAW_STORES, columns=["store_code", "pos_layout"])
+        checks, totals = [], defaultdict(int)
+        for day in partition_dates(context):
+            rows, rejected, ledger = load_day(kind, day, pos_drop, stores, context.run.run_id, spec.name,
+                                              settings.max_rejected_line_rate)
+            rows, check = validated(spec, rows, day.isoformat())
+            checks.append(check)
+            with warehouse.transaction() as tx:
+                tx.replace(spec, rows, {"business_date": day})
+                tx.replace(REJECTIONS, rejected, {"business_date": day, "asset": spec.name})
+                tx.replace(POS_FILE_LEDGER, ledger, {"business_date": day, "kind": kind})
+            totals["rows"] += len(rows)
+            totals["rejected_lines"] += len(rejected)
+            totals["files"] += len(ledger)
+            for status in ("duplicate", "superseded", "rejected"):
+                totals[f"files_{status}"] += int((ledger.get("status", pd.Series(dtype=str)) == status).sum())
+            drift = ledger[ledger["reason"].fillna("").str.startswith("schema drift")] if len(ledger) else ledger
+            if len(drift):
+                context.log.warning(f"{day}: {len(drift)} file(s) with extra columns, e.g. {drift.iloc[0]['path']}: "
+                                    f"{drift.iloc[0]['reason']}")
+            context.log.info(f"{spec.name} {day}: {len(rows)} rows from {len(ledger)} file(s), "
+                             f"{len(rejected)} line(s) rejected")
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": totals["rows"], **{k: v for k, v in totals.items() if k != "rows"}},
+            check_results=combine(checks),
+        )
+
+    return _asset
+
+
+raw_pos_sales = _pos_day_asset(
+    RAW_POS_SALES, "sales",
+    "Every sales file of the business day, whatever its layout. Identical copies count once; of two different "
+    "files for one store-day the newest wins. Bad lines and unreadable files go to `rejections`, every file to "
+    "`pos_file_ledger`.",
+)
+raw_pos_inventory = _pos_day_asset(
+    RAW_POS_INVENTORY, "inventory", "Stock counts at close of business, one file per store and day.",
+)
+
+
+@dg.asset(
+    group_name=SOURCES_GROUP, kinds={"csv"}, owners=OWNERS, deps=[raw_stores],
+    description=describe(POS_FILE_LEDGER, "Files in the drop folder whose name matches no layout are recorded "
+                                          "here (business_date empty) and in `rejections`: nobody can date them."),
+    metadata=table_metadata(POS_FILE_LEDGER),
+    check_specs=[schema_check_spec(POS_FILE_LEDGER, "pos_unrecognised_files"),
+                 dg.AssetCheckSpec("no_unrecognised_files", asset="pos_unrecognised_files",
+                                   description="Every file in the drop folder matches a layout (WARN)")],
+)
+def pos_unrecognised_files(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
+    run_id = context.run.run_id
+    unmatched = [f for f in pos_drop.scan() if f.layout is None]
+    ledger, rejected = [], []
+    for f in unmatched:
+        data = pos_drop.read_bytes(f.path)
+        lines = _count_lines(data)
+        reason = (f"file name {f.path.rsplit('/', 1)[-1]!r} matches no POS layout (sales_<STORE>_<YYYYMMDD>.csv, "
+                  "<STORE>_<DDMMYYYY>.txt, stock_<STORE>_<YYYYMMDD>.csv or a user layout); rename it and re-send")
+        ledger.append({"path": f.path, "content_hash": file_hash(data), "size": f.size, "mtime": f.mtime,
+                       "kind": None, "store_code": None, "business_date": pd.NaT, "layout": None,
+                       "status": "rejected", "reason": reason, "lines": lines, "rows_loaded": 0, "run_id": run_id})
+        rejected.append({"business_date": pd.NaT, "asset": "pos_unrecognised_files", "source_system": "pos",
+                         "source_ref": f.path, "source_key": None, "reason_code": "no_layout",
+                         "reason": f"{reason} ({lines} data line(s) not loaded)", "record": None, "run_id": run_id})
+    ledger_df, check = validated(POS_FILE_LEDGER, pd.DataFrame(ledger, columns=POS_FILE_LEDGER.columns))
+    with warehouse.transaction() as tx:
+        tx.replace(POS_FILE_LEDGER, ledger_df, {"business_date": None})
+        tx.replace(REJECTIONS, pd.DataFrame(rejected), {"asset": "pos_unrecognised_files"})
+    warn = dg.AssetCheckResult(
+        check_name="no_unrecognised_files", passed=not unmatched, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"files": len(unmatched), "sample": ", ".join(f.path for f in unmatched[:5])},
+    )
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(ledger_df),
+                                          "lines_not_loaded": int(sum(r["lines"] for r in ledger))},
+                                check_results=[check, warn])

@@ -1,0 +1,1 @@
+"""Conformed dimensions and facts (SPEC section 5)."""

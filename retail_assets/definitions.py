@@ -1,0 +1,29 @@
+"""The Dagster definitions: assets, checks, resources, jobs, schedules and sensors, assembled."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from retail_assets.assets.sources import crm, online, pos
+from retail_assets.jobs import build_jobs
+from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
+from retail_assets.settings import load_settings
+
+load_settings()  # fills the environment with defaults, so every EnvVar below resolves
+
+source_assets = dg.load_assets_from_modules([pos, online, crm])
+warehouse_assets = dg.load_assets_from_package_name("retail_assets.assets.warehouse")
+
+resources = {
+    "pos_drop": PosDropFolder(path=dg.EnvVar("RETAIL_POS_DROP_DIR"), layouts_dir=dg.EnvVar("RETAIL_POS_LAYOUTS_DIR")),
+    "online_store": SqlSource(url=dg.EnvVar("RETAIL_ONLINE_STORE_URL"), name="online shop"),
+    "crm": SqlSource(url=dg.EnvVar("RETAIL_CRM_URL"), name="CRM"),
+    "warehouse": Warehouse(url=dg.EnvVar("RETAIL_WAREHOUSE_URL")),
+}
+
+defs = dg.Definitions(
+    assets=[*source_assets, *warehouse_assets],
+    resources=resources,
+    jobs=build_jobs([*source_assets, *warehouse_assets]),
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,30 @@
+"""Daily partitions by business date, in the reporting timezone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from retail_assets.settings import load_settings
+
+_settings = load_settings()
+
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=_settings.partition_start, timezone=_settings.timezone, end_offset=1
+)
+
+
+def partition_dates(context: dg.AssetExecutionContext) -> list[date]:
+    """The business dates this run covers: one, or a range when a backfill loads several in one run."""
+    return [date.fromisoformat(k) for k in context.partition_keys]
+
+
+def utc_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
+    """[start, end) of the business day ``day`` in ``timezone``, as naive UTC (how the sources store time)."""
+    tz = ZoneInfo(timezone)
+    utc = ZoneInfo("UTC")
+    start = datetime.combine(day, time(), tz).astimezone(utc).replace(tzinfo=None)
+    end = datetime.combine(day + timedelta(days=1), time(), tz).astimezone(utc).replace(tzinfo=None)
+    return start, end

@@ -1,0 +1,13 @@
+"""Pandera models of every table, with the keys the loaders need."""
+
+from retail_assets.schemas import sources, warehouse
+from retail_assets.schemas.base import TableSpec
+
+ALL_TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for module in (sources, warehouse)
+    for spec in vars(module).values()
+    if isinstance(spec, TableSpec)
+}
+
+__all__ = ["ALL_TABLES", "TableSpec"]

@@ -1,0 +1,69 @@
+"""The one place that reads configuration: environment variables, optionally from a ``.env`` file.
+
+Every variable has an embedded default under ``data/`` so that nothing needs a server. ``load_settings`` also
+writes the defaults back into the environment, so resources can be bound with ``dg.EnvVar`` (the UI then shows
+the variable's name, never a connection string with a password in it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULTS: dict[str, str] = {
+    "RETAIL_POS_DROP_DIR": "data/pos_drop",
+    "RETAIL_POS_LAYOUTS_DIR": "data/layouts",
+    "RETAIL_ONLINE_STORE_URL": "sqlite:///data/online_store.db",
+    "RETAIL_CRM_URL": "sqlite:///data/crm.db",
+    "RETAIL_WAREHOUSE_URL": "duckdb:///data/warehouse.duckdb",
+    "RETAIL_TIMEZONE": "America/New_York",
+    "RETAIL_CURRENCY": "USD",
+    "RETAIL_PARTITION_START": "2010-12-01",
+    "RETAIL_MAX_REJECTED_LINE_RATE": "0.5",
+    "DAGSTER_HOME": "data/dagster_home",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    pos_drop_dir: Path
+    pos_layouts_dir: Path
+    online_store_url: str
+    crm_url: str
+    warehouse_url: str
+    timezone: str
+    currency: str
+    partition_start: str
+    max_rejected_line_rate: float
+    dagster_home: Path
+
+
+def _load_dotenv() -> None:
+    env_file = Path(os.environ.get("RETAIL_ENV_FILE", ".env"))
+    if env_file.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(env_file, override=False)
+
+
+def load_settings() -> Settings:
+    """Read the configuration, filling the environment with defaults for what is unset."""
+    _load_dotenv()
+    for name, default in DEFAULTS.items():
+        if not os.environ.get(name):
+            os.environ[name] = default
+    home = Path(os.environ["DAGSTER_HOME"]).resolve()
+    os.environ["DAGSTER_HOME"] = str(home)  # Dagster insists on an absolute path
+    return Settings(
+        pos_drop_dir=Path(os.environ["RETAIL_POS_DROP_DIR"]),
+        pos_layouts_dir=Path(os.environ["RETAIL_POS_LAYOUTS_DIR"]),
+        online_store_url=os.environ["RETAIL_ONLINE_STORE_URL"],
+        crm_url=os.environ["RETAIL_CRM_URL"],
+        warehouse_url=os.environ["RETAIL_WAREHOUSE_URL"],
+        timezone=os.environ["RETAIL_TIMEZONE"],
+        currency=os.environ["RETAIL_CURRENCY"],
+        partition_start=os.environ["RETAIL_PARTITION_START"],
+        max_rejected_line_rate=float(os.environ["RETAIL_MAX_REJECTED_LINE_RATE"]),
+        dagster_home=home,
+    )
