@@ -15,6 +15,10 @@ daily_partitions = dg.DailyPartitionsDefinition(
     start_date=_settings.partition_start, timezone=_settings.timezone, end_offset=1
 )
 
+# Every dated asset shares one policy: a job over a range may not mix policies, and 31 days a run keeps a
+# failure's blast radius to a month while a backfill still loads many days per run.
+backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+
 
 def partition_dates(context: dg.AssetExecutionContext) -> list[date]:
     """The business dates this run covers: one, or a range when a backfill loads several in one run."""

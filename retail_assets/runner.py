@@ -18,6 +18,7 @@ from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
 from retail_assets.settings import Settings, load_settings
 
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -70,8 +71,10 @@ def _outcome(label: str, result: dg.ExecuteInProcessResult) -> RunOutcome:
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error
-            cause = error.cause.message if error and error.cause else (error.message if error else "unknown error")
-            out.failures.append(f"{label}: asset {event.step_key} failed: {cause.strip().splitlines()[-1]}")
+            while error is not None and error.cause is not None:
+                error = error.cause
+            cause = error.message.strip().splitlines()[0] if error else "unknown error"
+            out.failures.append(f"{label}: asset {event.step_key} failed: {cause}")
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             severity = getattr(evaluation.severity, "value", str(evaluation.severity))
@@ -84,7 +87,7 @@ def _rows_written(result: dg.ExecuteInProcessResult) -> int:
     total = 0
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            count = event.asset_materialization.metadata.get("dagster/row_count")
+            count = event.event_specific_data.materialization.metadata.get("dagster/row_count")
             total += int(count.value) if count is not None else 0
     return total
 
@@ -113,14 +116,15 @@ def run_graph(start: date | None = None, end: date | None = None, *, echo=print)
 
     outcomes = []
     reference = defs.resolve_job_def(REFERENCE_JOB)
-    result = reference.execute_in_process(instance=instance, raise_on_error=False)
+    result = reference.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
     outcomes.append(_outcome("reference", result))
     echo(f"[reference] {'ok' if result.success else 'FAILED'} ({time.monotonic() - started:.1f}s)")
     daily = defs.resolve_job_def(DAILY_JOB)
     if result.success:
         for i, day in enumerate(days, 1):
             t0 = time.monotonic()
-            result = daily.execute_in_process(instance=instance, partition_key=day.isoformat(), raise_on_error=False)
+            result = daily.execute_in_process(instance=instance, partition_key=day.isoformat(), raise_on_error=False,
+                                        run_config=QUIET)
             outcome = _outcome(day.isoformat(), result)
             outcomes.append(outcome)
             echo(f"[{i}/{len(days)}] {day} {'ok' if outcome.success else 'FAILED'}, {_rows_written(result):,} rows "

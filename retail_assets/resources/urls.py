@@ -23,6 +23,7 @@ def make_engine(url: str) -> sa.Engine:
     if parsed.get_backend_name() in ("sqlite", "duckdb") and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     if parsed.get_backend_name() == "duckdb":
-        # One DuckDB file admits one writing process; pooling would hold its lock between runs.
-        return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+        # One DuckDB file admits one writing process: the pooled connection holds the file's lock until the
+        # resource disposes its engine at the end of the run, so runs never keep it between them.
+        return sa.create_engine(parsed, pool_size=1, max_overflow=4)
     return sa.create_engine(parsed, pool_pre_ping=True)

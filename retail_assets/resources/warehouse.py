@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import dagster as dg
@@ -65,13 +65,13 @@ class WarehouseTx:
         self.conn = conn
 
     def delete(self, spec: TableSpec, where: Filter) -> int:
-        table = self._wh.table(spec)
+        table = self._wh.table(spec, self.conn)
         return self.conn.execute(sa.delete(table).where(*_where(table, where))).rowcount
 
     def append(self, spec: TableSpec, df: pd.DataFrame) -> int:
         if df.empty:
             return 0
-        table = self._wh.table(spec)
+        table = self._wh.table(spec, self.conn)
         backend = self.conn.dialect.name
         if backend == "postgresql":
             self._copy_postgres(spec, table, df)
@@ -150,15 +150,19 @@ class Warehouse(dg.ConfigurableResource):
             self._engine = None
             self._ready = set()
 
-    def table(self, spec: TableSpec) -> sa.Table:
-        """The table for ``spec``, created (or given its missing columns) on first use."""
+    def table(self, spec: TableSpec, conn: sa.Connection | None = None) -> sa.Table:
+        """The table for ``spec``, created (or given its missing columns) on first use.
+
+        Inside a transaction pass its connection: DDL from another connection would be invisible to a DuckDB
+        transaction that began before it.
+        """
         engine = self.engine
         assert self._metadata is not None
         table = self._metadata.tables.get(spec.name)
         if table is None:
             table = spec.sql_table(self._metadata)
         if spec.name not in self._ready:
-            with engine.begin() as conn:
+            with engine.begin() if conn is None else nullcontext(conn) as conn:
                 table.create(conn, checkfirst=True)
                 preparer = conn.dialect.identifier_preparer
                 # duckdb-engine's reflection does not work with SQLAlchemy 2.1; an empty select works everywhere

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
 from retail_assets.checks import combine, schema_check_spec
-from retail_assets.partitions import daily_partitions, partition_dates, utc_bounds
+from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates, utc_bounds
 from retail_assets.resources import SqlSource, Warehouse
 from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.sources import (
@@ -79,7 +79,7 @@ def _daily_asset(spec: TableSpec, extract, time_column: str, doc: str, deps=()):
     @dg.asset(
         name=spec.name, group_name=SOURCES_GROUP, kinds={"sql"}, owners=OWNERS, partitions_def=daily_partitions,
         description=describe(spec, doc), metadata=table_metadata(spec), check_specs=[schema_check_spec(spec)],
-        backfill_policy=dg.BackfillPolicy.single_run(), deps=list(deps),
+        backfill_policy=backfill_policy, deps=list(deps),
     )
     def _asset(context: dg.AssetExecutionContext, online_store: SqlSource, warehouse: Warehouse):
         timezone = load_settings().timezone

@@ -11,7 +11,7 @@ import pandas as pd
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
 from retail_assets.checks import combine, schema_check_spec
 from retail_assets.layouts import Layout
-from retail_assets.partitions import daily_partitions, partition_dates
+from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import PosDropFolder, Warehouse
 from retail_assets.resources.pos_drop import DropFile, file_hash
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_POS_INVENTORY, RAW_POS_SALES, RAW_STORES, REJECTIONS
@@ -87,27 +87,33 @@ def raw_stores(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, wareh
 
 
 def choose_files(files: list[DropFile], hashes: dict[str, str]) -> dict[str, tuple[str, str | None]]:
-    """path -> (status, reason) for the files of one kind and day: per store the newest content wins.
+    """path -> (status, reason) for the files of one kind and day: per store the content received last wins.
 
-    Identical bytes (a retry, a copy in another folder) count once; of two different files for the same store,
-    day and kind, the one modified last wins and the other is superseded.
+    Identical bytes (a retry, a copy in another folder) count once, as the copy received first; of two different
+    contents for the same store, day and kind, the one whose latest delivery is newest wins and the other is
+    superseded.
     """
     out: dict[str, tuple[str, str | None]] = {}
     by_store: dict[str | None, list[DropFile]] = defaultdict(list)
     for f in files:
         by_store[f.store_code].append(f)
     for group in by_store.values():
-        group.sort(key=lambda f: (-f.mtime, f.path))
-        winner = group[0]
-        out[winner.path] = ("loaded", None)
-        seen = {hashes[winner.path]: winner.path}
-        for f in group[1:]:
-            h = hashes[f.path]
-            if h in seen:
-                out[f.path] = ("duplicate", f"same bytes as {seen[h]}; counted once")
-            else:
-                seen[h] = f.path
-                out[f.path] = ("superseded", f"replaced by {winner.path}, received later")
+        copies: dict[str, list[DropFile]] = defaultdict(list)
+        for f in sorted(group, key=lambda f: (f.mtime, f.path)):
+            copies[hashes[f.path]].append(f)
+        latest = max(copies, key=lambda h: (copies[h][-1].mtime, copies[h][-1].path))
+        winner = copies[latest][0]
+        for h, same in copies.items():
+            first = same[0]
+            for f in same:
+                if f is winner:
+                    out[f.path] = ("loaded", None)
+                elif f is first and h != latest:
+                    out[f.path] = ("superseded", f"replaced by {winner.path}, received later")
+                elif f is first:
+                    out[f.path] = ("duplicate", f"same bytes as {winner.path}; counted once")
+                else:
+                    out[f.path] = ("duplicate", f"same bytes as {first.path}; counted once")
     return out
 
 
@@ -185,7 +191,7 @@ def _pos_day_asset(spec, kind: str, doc: str):
         name=spec.name, group_name=SOURCES_GROUP, kinds={"csv", "pandas"}, owners=OWNERS,
         partitions_def=daily_partitions, deps=[raw_stores], description=describe(spec, doc),
         metadata=table_metadata(spec), check_specs=[schema_check_spec(spec)],
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+        backfill_policy=backfill_policy,
     )
     def _asset(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
         settings = load_settings()
