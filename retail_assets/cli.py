@@ -40,6 +40,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_graph(start=args.start, end=args.end)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from retail_assets.report import write_report
+
+    path = write_report(Path(args.out))
+    print(f"report written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retail-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start", type=_date, help="first business day (default: the first with source data)")
     run.add_argument("--end", type=_date, help="last business day, inclusive (default: the last with data)")
     run.set_defaults(func=cmd_run)
+    report = sub.add_parser("report", help="write one self-contained HTML page of charts over the marts")
+    report.add_argument("--out", default="report.html", help="file to write (default report.html)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

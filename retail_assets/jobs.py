@@ -10,15 +10,24 @@ from retail_assets.partitions import daily_partitions
 
 REFERENCE_JOB = "refresh_reference"
 DAILY_JOB = "daily_load"
+MARTS_JOB = "refresh_marts"
 
 
-def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAssetJobDefinition]:
-    """Split the graph by partitioning: the reference refresh runs first, then the day(s)."""
-    unpartitioned = [k for a in assets if a.partitions_def is None for k in a.keys]
+def build_jobs(assets: Sequence[dg.AssetsDefinition], marts_group: str = "marts"
+               ) -> list[dg.UnresolvedAssetJobDefinition]:
+    """Split the graph in the order a load runs: reference data, then the day(s), then the whole-history marts."""
+    def keys(partitioned: bool, marts: bool) -> list[dg.AssetKey]:
+        return [key for a in assets for key in a.keys
+                if (a.partitions_def is not None) == partitioned
+                and (a.group_names_by_key.get(key) == marts_group) == marts]
+
     daily = [k for a in assets if a.partitions_def is not None for k in a.keys]
     return [
-        dg.define_asset_job(REFERENCE_JOB, selection=dg.AssetSelection.assets(*unpartitioned),
+        dg.define_asset_job(REFERENCE_JOB, selection=dg.AssetSelection.assets(*keys(False, False)),
                             description="Stores, catalog, customers, contacts and the dimensions built from them"),
         dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*daily), partitions_def=daily_partitions,
-                            description="Everything dated: POS files, orders, returns and the facts of a day"),
+                            description="Everything dated: POS files, orders, returns, the facts and marts of a day"),
+        dg.define_asset_job(MARTS_JOB, selection=dg.AssetSelection.assets(*keys(False, True)),
+                            description="Marts over the whole history (products by week, customer 360), rebuilt "
+                                        "after the days are loaded"),
     ]

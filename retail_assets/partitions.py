@@ -15,9 +15,9 @@ daily_partitions = dg.DailyPartitionsDefinition(
     start_date=_settings.partition_start, timezone=_settings.timezone, end_offset=1
 )
 
-# Every dated asset shares one policy: a job over a range may not mix policies, and 31 days a run keeps a
-# failure's blast radius to a month while a backfill still loads many days per run.
-backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+# Every dated asset shares one policy (a job may not mix them): one business date a run, so a failure names its
+# day, a day is replaced atomically on its own, and the metadata KPIs of each partition are that day's own.
+backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def partition_dates(context: dg.AssetExecutionContext) -> list[date]:

@@ -95,7 +95,7 @@ def _rows_written(result: dg.ExecuteInProcessResult) -> int:
 def run_graph(start: date | None = None, end: date | None = None, *, echo=print) -> int:
     """Materialise everything; print progress and the summary; 0 when every run and ERROR check passed."""
     from retail_assets.definitions import defs
-    from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
+    from retail_assets.jobs import DAILY_JOB, MARTS_JOB, REFERENCE_JOB
 
     settings = load_settings()
     instance = instance_for(settings)
@@ -130,6 +130,11 @@ def run_graph(start: date | None = None, end: date | None = None, *, echo=print)
             echo(f"[{i}/{len(days)}] {day} {'ok' if outcome.success else 'FAILED'}, {_rows_written(result):,} rows "
                  f"in {time.monotonic() - t0:.1f}s, "
                  f"elapsed {time.monotonic() - started:.1f}s")
+        t0 = time.monotonic()
+        result = defs.resolve_job_def(MARTS_JOB).execute_in_process(instance=instance, raise_on_error=False,
+                                                                     run_config=QUIET)
+        outcomes.append(_outcome("marts", result))
+        echo(f"[marts] {'ok' if result.success else 'FAILED'} in {time.monotonic() - t0:.1f}s")
     summary(settings, days, outcomes, echo)
     failed = [o for o in outcomes if not o.success]
     return 1 if failed else 0
@@ -161,6 +166,6 @@ def summary(settings: Settings, days: list[date], outcomes: list[RunOutcome], ec
     failures = [f for o in outcomes for f in o.failures]
     if failures:
         echo("\nFAILED:" + "".join(f"\n  {f}" for f in failures))
-    days_ok = sum(1 for o in outcomes if o.success and o.label != "reference")
+    days_ok = sum(1 for o in outcomes if o.success and o.label not in ("reference", "marts"))
     echo(f"\ndays loaded: {days_ok} of {len(days)}")
 

@@ -38,12 +38,9 @@ def pg_admin() -> Iterator[sa.Engine]:
 @pytest.fixture
 def pg_database(pg_admin: sa.Engine) -> Iterator[str]:
     """A fresh PostgreSQL database for one test; its URL."""
-    name = f"retail_test_{uuid.uuid4().hex[:12]}"
-    with pg_admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    name = _create_pg_database(pg_admin)
     yield sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with pg_admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _drop_pg_database(pg_admin, name)
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -73,20 +70,68 @@ def company(small_company: tuple[Path, dict], tmp_path: Path) -> tuple[Path, dic
     return dst, manifest
 
 
-@pytest.fixture
-def platform_env(company: tuple[Path, dict], warehouse_url: str, tmp_path: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> dict:
-    """The environment of a whole platform on the company's sources and the warehouse under test."""
-    root, manifest = company
-    env = {
+def _create_pg_database(admin: sa.Engine) -> str:
+    name = f"retail_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def _drop_pg_database(admin: sa.Engine, name: str) -> None:
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def platform_environment(root: Path, warehouse_url: str, home: Path) -> dict[str, str]:
+    """The variables of SPEC section 6 for a company at ``root`` and a warehouse."""
+    return {
         "RETAIL_POS_DROP_DIR": str(root / "pos_drop"),
         "RETAIL_POS_LAYOUTS_DIR": str(root / "layouts"),
         "RETAIL_ONLINE_STORE_URL": f"sqlite:///{root / 'online_store.db'}",
         "RETAIL_CRM_URL": f"sqlite:///{root / 'crm.db'}",
         "RETAIL_WAREHOUSE_URL": warehouse_url,
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "DAGSTER_HOME": str(home),
     }
+
+
+@pytest.fixture
+def platform_env(company: tuple[Path, dict], warehouse_url: str, tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The environment of a whole platform on the company's sources and the warehouse under test."""
+    root, manifest = company
+    env = platform_environment(root, warehouse_url, tmp_path / "dagster_home")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     (tmp_path / "dagster_home").mkdir()
     return {"root": root, "manifest": manifest, "env": env}
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def loaded_company(request: pytest.FixtureRequest, small_company: tuple[Path, dict],
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A copy of the small company run through ``retail-etl run`` once per module and engine (read-only)."""
+    from retail_assets.resources import Warehouse
+    from retail_assets.runner import run_graph
+
+    base = tmp_path_factory.mktemp(f"loaded_{request.param}")
+    shutil.copytree(small_company[0], base / "company")
+    database = None
+    if request.param == "duckdb":
+        url = f"duckdb:///{base / 'warehouse.duckdb'}"
+    else:
+        admin = request.getfixturevalue("pg_admin")
+        database = _create_pg_database(admin)
+        url = sa.make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+    env = platform_environment(base / "company", url, base / "dagster_home")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        lines: list[str] = []
+        code = run_graph(echo=lines.append)
+        assert code == 0, "\n".join(lines)
+        warehouse = Warehouse(url=url)
+        yield {"root": base / "company", "manifest": small_company[1], "env": env, "warehouse": warehouse,
+               "output": lines, "backend": request.param}
+        warehouse.dispose()
+    if database:
+        _drop_pg_database(request.getfixturevalue("pg_admin"), database)

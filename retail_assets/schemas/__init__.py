@@ -1,11 +1,11 @@
 """Pandera models of every table, with the keys the loaders need."""
 
-from retail_assets.schemas import sources, warehouse
+from retail_assets.schemas import marts, sources, warehouse
 from retail_assets.schemas.base import TableSpec
 
 ALL_TABLES: dict[str, TableSpec] = {
     spec.name: spec
-    for module in (sources, warehouse)
+    for module in (sources, warehouse, marts)
     for spec in vars(module).values()
     if isinstance(spec, TableSpec)
 }

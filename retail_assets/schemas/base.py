@@ -35,7 +35,7 @@ def _sql_type(column: pa.Column) -> sa.types.TypeEngine:
     if "int" in kind:
         return sa.BigInteger()
     if "float" in kind:
-        return sa.Float()
+        return sa.Double()  # sa.Float is a 4-byte REAL on DuckDB
     if "bool" in kind:
         return sa.Boolean()
     if "datetime" in kind or "timestamp" in kind:

@@ -21,15 +21,10 @@ def _frame(warehouse: Warehouse, sql: str, **params) -> pd.DataFrame:
 
 
 @pytest.fixture
-def loaded(platform_env: dict, capsys: pytest.CaptureFixture) -> dict:
-    from retail_assets.runner import run_graph
-
-    lines: list[str] = []
-    code = run_graph(echo=lines.append)
-    assert code == 0, "\n".join(lines)
-    warehouse = Warehouse(url=platform_env["env"]["RETAIL_WAREHOUSE_URL"])
-    yield {**platform_env, "warehouse": warehouse, "output": lines}
-    warehouse.dispose()
+def loaded(loaded_company: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    for key, value in loaded_company["env"].items():
+        monkeypatch.setenv(key, value)
+    return loaded_company
 
 
 def test_raw_tables_hold_exactly_what_the_sources_hold(loaded: dict):

@@ -1,0 +1,112 @@
+"""``mart_product_performance``: units, revenue, margin and category rank per product and ISO week."""
+
+import inspect
+
+import dagster as dg
+import pandas as pd
+
+from retail_assets.assets.common import MARTS_GROUP, OWNERS, describe, preview, table_metadata, validated
+from retail_assets.assets.marts._sql import rebuild, sort
+from retail_assets.checks import schema_check_spec
+from retail_assets.resources import Warehouse
+from retail_assets.schemas.marts import MART_PRODUCT_PERFORMANCE
+
+_SELECT = """
+WITH lines AS (
+    SELECT CAST(DATE_TRUNC('week', CAST(f.business_date AS TIMESTAMP)) AS DATE) AS week_start,
+           COALESCE(v.sku_norm, 'UNKNOWN') AS sku_norm,
+           f.is_return,
+           f.quantity,
+           f.net_amount,
+           f.quantity * v.unit_cost AS cost
+    FROM fact_sales AS f
+    LEFT JOIN dim_product AS v ON v.product_key = f.product_key
+),
+weekly AS (
+    SELECT week_start,
+           sku_norm,
+           SUM(CASE WHEN is_return THEN 0 ELSE quantity END) AS units_sold,
+           -SUM(CASE WHEN is_return THEN quantity ELSE 0 END) AS units_returned,
+           SUM(quantity) AS units,
+           SUM(net_amount) AS net_revenue,
+           CASE WHEN COUNT(cost) = COUNT(*) THEN SUM(cost) END AS cost
+    FROM lines
+    GROUP BY week_start, sku_norm
+),
+current_product AS (
+    SELECT product_key, sku, sku_norm, product_name, category, subcategory, brand
+    FROM dim_product
+    WHERE is_current
+)
+SELECT w.week_start,
+       CAST(EXTRACT(ISOYEAR FROM w.week_start) AS INTEGER) AS iso_year,
+       CAST(EXTRACT(WEEK FROM w.week_start) AS INTEGER) AS iso_week,
+       COALESCE(p.sku, w.sku_norm) AS sku,
+       p.product_key,
+       p.product_name,
+       p.category,
+       p.subcategory,
+       p.brand,
+       w.units_sold,
+       w.units_returned,
+       w.units,
+       w.net_revenue,
+       w.cost,
+       w.net_revenue - w.cost AS margin,
+       CASE WHEN w.net_revenue > 0 AND w.cost IS NOT NULL
+            THEN CAST(w.net_revenue - w.cost AS DOUBLE PRECISION) / CAST(w.net_revenue AS DOUBLE PRECISION)
+       END AS margin_rate,
+       RANK() OVER (PARTITION BY w.week_start, p.category ORDER BY w.net_revenue DESC) AS category_rank
+FROM weekly AS w
+LEFT JOIN current_product AS p ON p.sku_norm = w.sku_norm
+"""
+
+
+def build_mart_product_performance(warehouse: Warehouse) -> pd.DataFrame:
+    """Every product's week, rebuilt in full from ``fact_sales`` and ``dim_product``.
+
+    Business rules:
+
+    - A product is its catalog identity (``sku_norm``, the business key of ``dim_product``), shown with the
+      attributes of its current version: a renamed or recategorised product keeps one history, and every week
+      is ranked by today's categories. Lines of SKUs missing from the catalog form one product ``UNKNOWN``.
+    - Weeks are ISO weeks (Monday to Sunday) of the business date.
+    - ``net_revenue`` = net amount of all lines, returns included; ``units`` = net units.
+    - ``cost`` = sum of ``quantity * unit_cost`` of the product version valid when each line was sold (the
+      ``product_key`` on the fact), so a cost change applies from the day it happened; a return gives its cost
+      back. ``margin`` = ``net_revenue - cost``. When a line's cost is unknown the week's cost and margin are NULL
+      rather than overstated.
+    - ``category_rank`` = rank by ``net_revenue`` among the products of the same current category in the week,
+      1 = best, equal revenues share a rank (SQL ``RANK``).
+
+    Unpartitioned: current attributes and ranks depend on the whole history, so the mart is rebuilt in one
+    transaction whenever it runs.
+    """
+    frame = rebuild(warehouse, MART_PRODUCT_PERFORMANCE, _SELECT, {}, {})
+    return sort(frame, MART_PRODUCT_PERFORMANCE.natural_key)
+
+
+@dg.asset(
+    group_name=MARTS_GROUP, kinds={"sql"}, owners=OWNERS,
+    metadata=table_metadata(MART_PRODUCT_PERFORMANCE),
+    deps=["fact_sales", "dim_product"],
+    check_specs=[schema_check_spec(MART_PRODUCT_PERFORMANCE)],
+    description=describe(MART_PRODUCT_PERFORMANCE, inspect.getdoc(build_mart_product_performance) or ""),
+)
+def mart_product_performance(warehouse: Warehouse) -> dg.MaterializeResult:
+    frame, check = validated(MART_PRODUCT_PERFORMANCE, build_mart_product_performance(warehouse))
+    latest = frame[frame["week_start"] == frame["week_start"].max()] if len(frame) else frame
+    top = latest.sort_values("net_revenue", ascending=False)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "weeks": int(frame["week_start"].nunique()) if len(frame) else 0,
+            "products": int(frame["sku"].nunique()) if len(frame) else 0,
+            "net_revenue": round(float(frame["net_revenue"].sum()), 2) if len(frame) else 0.0,
+            "margin": round(float(frame["margin"].sum()), 2) if len(frame) else 0.0,
+            "units": int(frame["units"].sum()) if len(frame) else 0,
+            "preview": preview(top[["week_start", "sku", "product_name", "category", "units", "net_revenue",
+                                    "margin", "category_rank"]], rows=10),
+        },
+        check_results=[check],
+    )
