@@ -93,8 +93,12 @@ def resolve_customers(contacts: pd.DataFrame, online_customers: pd.DataFrame) ->
     online = online.sort_values("customer_id", ignore_index=True)
 
     joined = online[online["resolved"].notna()].drop_duplicates("resolved").set_index("resolved")
-    crm_snap["online_customer_id"] = crm_snap["customer_id"].map(joined["customer_id"]).astype("Int64")
-    joined_at = crm_snap["customer_id"].map(joined["created_at"]).astype("datetime64[ns]")
+    if len(joined) and len(crm_snap):
+        crm_snap["online_customer_id"] = crm_snap["customer_id"].map(joined["customer_id"]).astype("Int64")
+        joined_at = to_naive_ns(crm_snap["customer_id"].map(joined["created_at"]))
+    else:  # pandas cannot map an empty datetime Series onto another empty one
+        crm_snap["online_customer_id"] = pd.Series(pd.NA, index=crm_snap.index, dtype="Int64")
+        joined_at = pd.Series(pd.NaT, index=crm_snap.index, dtype="datetime64[ns]")
     crm_snap["changed_at"] = crm_snap["changed_at"].where(
         joined_at.isna() | (crm_snap["changed_at"] >= joined_at), joined_at
     )
