@@ -33,8 +33,13 @@ def check_spec(key: str, name: str, description: str, *, blocking: bool = False)
     return dg.AssetCheckSpec(name=name, asset=key, blocking=blocking, description=description)
 
 
-def validate_frame(spec: TableSpec, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(coerced frame, failure cases or None). Natural-key uniqueness is checked on top of the column rules."""
+def validate_frame(spec: TableSpec, df: pd.DataFrame, partition: str | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(coerced frame, failure cases or None).
+
+    On top of the model's column rules: the natural key is unique, and in a partitioned table every row belongs to
+    the partition being written (a row of another day would be deleted by that day's next load).
+    """
     failures = []
     try:
         out = spec.schema.validate(spec.conform(df), lazy=True)
@@ -51,7 +56,40 @@ def validate_frame(spec: TableSpec, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.
                 "failure_case": sample.astype(str).agg("|".join, axis=1),
                 "index": sample.index.astype(str),
             }).reindex(range(int(dup.sum())), fill_value="duplicate"))
+    if partition and spec.partition_column and len(out):
+        stray = pd.to_datetime(out[spec.partition_column]).dt.normalize() != pd.Timestamp(partition)
+        if stray.any():
+            failures.append(pd.DataFrame({
+                "column": spec.partition_column, "check": f"inside partition {partition}",
+                "failure_case": out.loc[stray, spec.partition_column].astype(str),
+                "index": out.index[stray].astype(str),
+            }))
     return out, (pd.concat(failures, ignore_index=True) if failures else None)
+
+
+PLAUSIBLE_EMAILS_CHECK = "plausible_emails"
+MAX_IMPLAUSIBLE_EMAIL_RATE = 0.01
+
+
+def plausible_emails(df: pd.DataFrame, column: str = "email") -> dg.AssetCheckResult:
+    """WARN when more than 1% of the non-empty emails, trimmed and lower-cased, do not look like an address."""
+    from retail_assets.schemas.sources import EMAIL_PATTERN
+
+    emails = df[column].dropna().astype(str).str.strip().str.lower() if len(df) else pd.Series(dtype=str)
+    emails = emails[emails != ""]
+    bad = emails[~emails.str.match(EMAIL_PATTERN)]
+    rate = len(bad) / len(emails) if len(emails) else 0.0
+    return dg.AssetCheckResult(
+        check_name=PLAUSIBLE_EMAILS_CHECK, passed=rate <= MAX_IMPLAUSIBLE_EMAIL_RATE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"implausible": len(bad), "checked": len(emails), "implausible_rate": rate,
+                  "sample": ", ".join(bad.head(MAX_SAMPLE)) or "none"},
+    )
+
+
+def plausible_emails_spec(key: str) -> dg.AssetCheckSpec:
+    return check_spec(key, PLAUSIBLE_EMAILS_CHECK,
+                      f"At most {MAX_IMPLAUSIBLE_EMAIL_RATE:.0%} of the emails fail to look like name@domain.tld")
 
 
 def schema_result(spec: TableSpec, failures: pd.DataFrame | None, rows: int,

@@ -27,7 +27,7 @@ def describe(spec: TableSpec, extra: str = "") -> str:
 def validated(spec: TableSpec, df: pd.DataFrame, partition: str | None = None
               ) -> tuple[pd.DataFrame, dg.AssetCheckResult]:
     """The frame coerced to its model and the schema check's result for it."""
-    out, failures = validate_frame(spec, df)
+    out, failures = validate_frame(spec, df, partition)
     return out, schema_result(spec, failures, len(out), partition)
 
 

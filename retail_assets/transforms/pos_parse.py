@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from retail_assets.layouts import Layout
 from retail_assets.schemas.sources import PAYMENT_METHODS
@@ -47,7 +52,11 @@ class FileContext:
 
 
 def _physical_lines(text: str) -> list[str]:
-    return text.splitlines()
+    """Lines as the CSV parser sees them (\\r\\n, \\r or \\n), not every separator str.splitlines knows."""
+    return _LINE_BREAK.split(text)
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _rejections(ctx: FileContext, line_numbers: list[int] | np.ndarray, codes: list[str] | pd.Series,
@@ -76,8 +85,17 @@ def reject_whole_file(ctx: FileContext, text: str, code: str, reason: str) -> Pa
                       file_error_code=code)
 
 
+def lossy_text(data: bytes, layout: Layout) -> str:
+    """The file as text whatever its bytes, only to count and quote its lines in rejections."""
+    text, _ = decode(data, layout)
+    return text if text is not None else data.replace(b"\x00", b"").decode(layout.encoding, errors="replace")
+
+
 def decode(data: bytes, layout: Layout) -> tuple[str | None, str | None]:
     """(text, None), or (None, reason) when the bytes are not in the layout's encoding."""
+    if b"\x00" in data:  # no text encoding a POS layout uses has NUL bytes; UTF-16 and binaries do
+        return None, (f"contains NUL bytes, so it is not {layout.encoding} text (layout {layout.name}); is it UTF-16 "
+                      f"or a binary file? Re-export it as {layout.encoding}")
     try:
         return data.decode(layout.encoding), None
     except UnicodeDecodeError as exc:
@@ -107,27 +125,17 @@ def _more_than_cents(raw: pd.Series, decimal: str) -> pd.Series:
     return raw.str.strip().str.contains(r"\d[" + ("\\" + decimal) + r"]\d{3,}$", regex=True)
 
 
-def parse_pos_file(data: bytes, layout: Layout, ctx: FileContext) -> ParsedFile:
-    """Parse and validate one sales or inventory file of ``layout`` (see module doc)."""
-    text, error = decode(data, layout)
-    if text is None:
-        return reject_whole_file(ctx, data.decode(layout.encoding, errors="replace"), "decode_error",
-                                 f"file {ctx.path} {error}")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    try:
-        table = read_table(text, layout)
-    except ValueError as exc:
-        return reject_whole_file(ctx, text, "parse_error",
-                                 f"file {ctx.path} cannot be parsed as {layout.name} "
-                                 f"(delimiter {layout.delimiter!r}): {exc}")
-    headers = {str(h).strip().lower(): h for h in table.columns}
+def _check_headers(columns: list, layout: Layout, ctx: FileContext, text: str
+                   ) -> tuple[dict[str, object], list[str], ParsedFile | None]:
+    """(lower-cased header -> header as written, extra headers, the whole file rejected when one is missing)."""
+    headers = {str(h).strip().lower(): h for h in columns}
     missing = [f"{name} ({'+'.join(cols)})" for name, cols in layout.required_headers().items()
                if any(c.strip().lower() not in headers for c in cols)]
     if missing:
-        return reject_whole_file(ctx, text, "missing_column",
-                                 f"file {ctx.path} lacks required column(s) {', '.join(missing)} of layout "
-                                 f"{layout.name}; found {', '.join(map(str, table.columns))}. Re-send it complete.")
+        return headers, [], reject_whole_file(
+            ctx, text, "missing_column",
+            f"file {ctx.path} lacks required column(s) {', '.join(missing)} of layout "
+            f"{layout.name}; found {', '.join(map(str, columns))}. Re-send it complete.")
     used = {c.strip().lower() for c in (*layout.columns.values(), *layout.ignore_columns)}
     for spec in (layout.sold_at, layout.counted_at):
         used |= {c.strip().lower() for c in (spec.columns if spec else ())}
@@ -135,7 +143,29 @@ def parse_pos_file(data: bytes, layout: Layout, ctx: FileContext) -> ParsedFile:
         used.add(layout.sign.column.lower())
     if layout.store_from == "column" and layout.store_value:
         used.add(layout.store_value.lower())
-    extra = [str(h) for key, h in headers.items() if key not in used]
+    return headers, [str(h) for key, h in headers.items() if key not in used], None
+
+
+def parse_pos_file(data: bytes, layout: Layout, ctx: FileContext) -> ParsedFile:
+    """Parse and validate one sales or inventory file of ``layout`` (see module doc)."""
+    text, error = decode(data, layout)
+    if text is None:
+        return reject_whole_file(ctx, lossy_text(data, layout), "decode_error", f"file {ctx.path} {error}")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if layout.kind == "sales":
+        parsed = _parse_sales_arrow(text, layout, ctx)
+        if parsed is not None:
+            return parsed
+    try:
+        table = read_table(text, layout)
+    except ValueError as exc:
+        return reject_whole_file(ctx, text, "parse_error",
+                                 f"file {ctx.path} cannot be parsed as {layout.name} "
+                                 f"(delimiter {layout.delimiter!r}): {exc}")
+    headers, extra, rejected = _check_headers(list(table.columns), layout, ctx, text)
+    if rejected is not None:
+        return rejected
 
     def col(name: str) -> pd.Series:
         header = layout.columns.get(name)
@@ -312,3 +342,419 @@ def _inventory(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, heade
         "counted_at": counted,
     })
     return rows, rules.code, rules.reason
+
+
+# --- The Arrow path for sales files -----------------------------------------------------------------------------
+# The pandas code above is the reference. A sales file is first tried here: read by pyarrow's CSV reader and checked
+# with Arrow compute kernels and numpy, rule by rule in the reference's order, with the reference's semantics (the
+# same kernels pandas uses for these string methods; Python's regex semantics where pandas would use Python's
+# ``re``). Plain values take the fast lane (digits, amounts with at most 2 decimals, fixed-width timestamps);
+# anything else goes through the reference's own pandas code, cell by cell. Reasons and physical records are only
+# made for the lines that break a rule. When a file has anything this path cannot be sure to read the same way
+# (quotes in the header, duplicate or empty header names, rows of the wrong width, blank lines, line breaks
+# inside cells, very long numbers), it returns None and the reference path reads the whole file. Results are the
+# same frames either way (retail_assets_tests/sources/test_pos_parse_arrow.py compares them).
+
+_OTHER_LINE_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # str.splitlines() breaks there as well
+_PLAIN_AMOUNT = {".": r"^[0-9]{1,15}(\.[0-9]{1,2})?$", ",": r"^[0-9]{1,15}(,[0-9]{1,2})?$"}
+_PY_ASCII_SPACE = "[\t\n\x0b\x0c\r\x1c-\x1f ]+"  # what Python's \s matches among ASCII characters
+_MAX_INT_DIGITS = 18  # whole numbers this long always fit int64
+_TIME_FIELDS = {"%Y": (4, 1, 9999), "%m": (2, 1, 12), "%d": (2, 1, 31), "%H": (2, 0, 23), "%M": (2, 0, 59),
+                "%S": (2, 0, 59)}
+_STRING = pd.StringDtype("pyarrow")  # .astype("string")
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default for text
+_TEXT = pa.large_string()
+
+
+class _NotSame(Exception):
+    """This file must go through the reference path."""
+
+
+def _series(values: pa.Array, dtype: pd.StringDtype = _STRING) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(values, dtype=dtype))
+
+
+def _constant(value: str | None, n: int) -> pa.Array:
+    return pa.nulls(n, _TEXT) if value is None else pa.repeat(pa.scalar(value, _TEXT), n)
+
+
+def _np(values: pa.Array) -> np.ndarray:
+    return values.to_numpy(zero_copy_only=False)
+
+
+def _empty_to_null(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, _TEXT), values)
+
+
+def _read_arrow(text: str, layout: Layout) -> tuple[list[str], Callable[[list[str]], pa.Table]] | None:
+    """(header names, a reader of the named columns), or None when pandas might read the header differently."""
+    if len(layout.delimiter) != 1 or layout.delimiter in '"\r\n':
+        return None
+    ends = [i for i in (text.find("\n"), text.find("\r")) if i >= 0]
+    header = text[: min(ends)] if ends else text
+    if not header or '"' in header:
+        return None
+    names = header.split(layout.delimiter)
+    if "" in names or len(set(names)) != len(names):  # pandas renames these ("Unnamed: 3", "sku.1")
+        return None
+
+    def read(columns: list[str]) -> pa.Table:
+        return pacsv.read_csv(
+            pa.py_buffer(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, quote_char='"', double_quote=True,
+                                             escape_char=False, newlines_in_values=True, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(column_types={c: _TEXT for c in columns}, include_columns=columns,
+                                                 null_values=[], strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False),
+        )
+
+    return names, read
+
+
+def _whole_numbers(raw: pa.Array, signed: bool, ascii_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(ok, values): cells that fullmatch ``[+-]?\\d+`` (``\\d+``) as pandas matches them, and their int64 value
+    (1 elsewhere), as the reference's ``pd.to_numeric(raw.where(ok))`` gives them."""
+    if ascii_only:  # pandas runs \d through RE2 on ASCII data, where it means [0-9]
+        ok = _np(pc.match_substring_regex(raw, "^[+-]?[0-9]+$" if signed else "^[0-9]+$"))
+    else:
+        ok = _series(raw).str.fullmatch(r"[+-]?\d+" if signed else r"\d+").to_numpy(dtype=bool, na_value=False)
+    values = np.ones(len(raw), dtype=np.int64)
+    if ok.any():
+        digits = pc.filter(raw, pa.array(ok))
+        if pc.max(pc.utf8_length(digits)).as_py() > _MAX_INT_DIGITS:
+            raise _NotSame("very long whole number")
+        values[ok] = _np(pc.cast(pc.replace_substring_regex(digits, r"^\+", ""), pa.int64()))
+    return ok, values
+
+
+def _amounts(raw: pa.Array, decimal: str, empty: float | None) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
+    """(values, missing, whole, broken): ``_money(raw)`` (``empty`` for empty cells when given), whether pandas
+    would type it Int64 rather than Float64, and the amount rule of the reference. Plain amounts are parsed by
+    Arrow, anything else by ``_money`` and ``_more_than_cents`` themselves."""
+    n = len(raw)
+    plain = _np(pc.match_substring_regex(raw, _PLAIN_AMOUNT[decimal]))
+    blank = _np(pc.equal(pc.utf8_length(raw), 0))
+    other = ~plain & ~blank
+    values = np.full(n, np.nan)
+    missing = np.ones(n, dtype=bool)
+    broken = np.zeros(n, dtype=bool)
+    fraction = False
+    if plain.any():
+        cells = pc.filter(raw, pa.array(plain))
+        fraction = pc.any(pc.match_substring(cells, decimal)).as_py()
+        if decimal != ".":
+            cells = pc.replace_substring(cells, decimal, ".")
+        values[plain] = _np(pc.cast(cells, pa.float64()))
+        missing[plain] = False
+    if empty is None:
+        broken |= blank
+    else:
+        values[blank] = empty
+        missing[blank] = False
+    numbers = bool(plain.any())
+    if other.any():
+        cells = _series(pc.filter(raw, pa.array(other)))
+        amount = _money(cells, decimal)
+        if str(amount.dtype) not in ("Int64", "Float64"):
+            raise _NotSame(f"amounts parse to {amount.dtype}")
+        fraction = fraction or str(amount.dtype) == "Float64"
+        broken[other] = (amount.isna() | ~np.isfinite(amount.fillna(0)) | (amount < 0)
+                         | _more_than_cents(cells, decimal)).to_numpy(dtype=bool, na_value=True)
+        values[other] = amount.to_numpy(dtype="float64", na_value=np.nan)
+        missing[other] = amount.isna().to_numpy()
+        numbers = numbers or bool((~amount.isna()).any())
+    return values, missing, numbers and not fraction, broken  # no number at all: pandas says Float64
+
+
+def _amount_series(values: np.ndarray, missing: np.ndarray, whole: bool) -> pd.Series:
+    if whole:
+        return pd.Series(pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing))
+    return pd.Series(pd.arrays.FloatingArray(np.where(missing, 0.0, values), missing))
+
+
+def _timestamps(raw: pa.Array, fmt: str) -> np.ndarray | pd.Series:
+    """``pd.to_datetime(raw, format=fmt, errors="coerce")``. For a fixed-width numeric ``fmt`` (%Y, %m, %d and
+    optionally %H, %M, %S), cells written exactly so with every field in range are computed from their digits;
+    the rest go to pandas."""
+    fields, pattern, width = [], "^", 0
+    i = 0
+    while i < len(fmt):
+        part = fmt[i: i + 2]
+        if part in _TIME_FIELDS:
+            size = _TIME_FIELDS[part][0]
+            fields.append((part, width, size))
+            pattern += "[0-9]" * size
+            width += size
+            i += 2
+        elif fmt[i] == "%":
+            return pd.to_datetime(_series(raw), format=fmt, errors="coerce")
+        else:
+            pattern += re.escape(fmt[i])
+            width += 1
+            i += 1
+    names = [f for f, _, _ in fields]
+    if len(set(names)) != len(names) or not {"%Y", "%m", "%d"} <= set(names):
+        return pd.to_datetime(_series(raw), format=fmt, errors="coerce")
+    n = len(raw)
+    fixed = _np(pc.match_substring_regex(raw, pattern + "$"))
+    stamps = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+    done = np.zeros(n, dtype=bool)
+    if fixed.any():
+        cells = pc.cast(pc.filter(raw, pa.array(fixed)), pa.string())
+        offsets = np.frombuffer(cells.buffers()[1], dtype=np.int32)[cells.offset: cells.offset + len(cells) + 1]
+        chars = np.frombuffer(cells.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
+        digits = chars.reshape(len(cells), width).astype(np.int64) - 48
+        value = {"%H": 0, "%M": 0, "%S": 0}
+        in_range = np.ones(len(cells), dtype=bool)
+        for name, start, size in fields:
+            number = np.zeros(len(cells), dtype=np.int64)
+            for k in range(size):
+                number = number * 10 + digits[:, start + k]
+            value[name] = number
+            low, high = _TIME_FIELDS[name][1:]
+            in_range &= (number >= low) & (number <= high)
+        month = (value["%Y"] - 1970) * 12 + np.clip(value["%m"], 1, 12) - 1
+        first = month.astype("datetime64[M]").astype("datetime64[D]")
+        days = ((month + 1).astype("datetime64[M]").astype("datetime64[D]") - first).astype(np.int64)
+        in_range &= value["%d"] <= days
+        seconds = ((first.astype(np.int64) + value["%d"] - 1) * 86400 + value["%H"] * 3600 + value["%M"] * 60
+                   + value["%S"])
+        where = np.flatnonzero(fixed)[in_range]
+        stamps[where] = (seconds[in_range] * 1_000_000).astype("datetime64[us]")
+        done[where] = True
+    if not done.all():
+        rest = ~done
+        parsed = pd.to_datetime(_series(pc.filter(raw, pa.array(rest))), format=fmt, errors="coerce")
+        stamps[rest] = parsed.to_numpy(dtype="datetime64[us]")
+    return stamps
+
+
+def _codes(values: pa.Array) -> np.ndarray:
+    return _np(pc.dictionary_encode(values).indices).astype(np.int64)
+
+
+def _seen_before(keys: list[np.ndarray]) -> np.ndarray:
+    """``duplicated(keep="first")`` of the rows' combined keys (non-negative int64 codes)."""
+    key = np.zeros(len(keys[0]), dtype=np.int64)
+    span = 1
+    for part in keys:
+        size = int(part.max()) + 1 if len(part) else 1
+        if span * size >= 2 ** 62:
+            raise _NotSame("duplicate key too wide")
+        key = key * size + part
+        span *= size
+    dup = np.ones(len(key), dtype=bool)
+    dup[np.unique(key, return_index=True)[1]] = False
+    return dup
+
+
+def _cumcount(codes: np.ndarray) -> np.ndarray:
+    """``groupby(codes).cumcount()``: the position of each row among the earlier rows with its code."""
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(codes)), 0))
+    out = np.empty(len(codes), dtype=np.int64)
+    out[order] = np.arange(len(codes)) - first
+    return out
+
+
+def _records(body: bytes, rows: np.ndarray) -> list[str]:
+    """The physical lines of data rows ``rows`` (0-based; the header is line 0), as ``str.splitlines`` gives them."""
+    crlf = b"\r" in body
+    if crlf and body.count(b"\r") != body.count(b"\r\n"):  # bare CR line ends
+        lines = body.decode("utf-8").splitlines()
+        return [lines[i] for i in (rows + 1).tolist()]
+    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10)
+    out = []
+    for i in (rows + 1).tolist():
+        start = ends[i - 1] + 1 if i else 0
+        end = ends[i] - crlf if i < len(ends) else len(body)
+        out.append(body[start:end].decode("utf-8"))
+    return out
+
+
+class _FastRules:
+    """``_Rules`` on numpy: first rule broken wins; reasons are only written for the lines that broke one."""
+
+    def __init__(self, n: int):
+        self.code = np.full(n, None, dtype=object)
+        self.reason = np.full(n, None, dtype=object)
+        self.free = np.ones(n, dtype=bool)
+
+    def add(self, broken: np.ndarray, code: str, reason: str | Callable[[np.ndarray], list[str]]) -> None:
+        new = np.flatnonzero(broken & self.free)
+        if len(new):
+            self.code[new] = code
+            self.reason[new] = reason if isinstance(reason, str) else reason(new)
+            self.free[new] = False
+
+
+def _quoted(prefix: str, raw: pa.Array, suffix: str) -> Callable[[np.ndarray], list[str]]:
+    return lambda rows: [f"{prefix}{v}{suffix}" for v in raw.take(pa.array(rows)).to_pylist()]
+
+
+def _parse_sales_arrow(text: str, layout: Layout, ctx: FileContext) -> ParsedFile | None:
+    """``parse_pos_file`` for a sales file, or None when the reference path must read it."""
+    found = _read_arrow(text, layout)
+    if found is None:
+        return None
+    names, read = found
+    headers, extra, rejected = _check_headers(names, layout, ctx, text)
+    if rejected is not None:
+        return rejected
+    if text.isascii():
+        if any(c in text for c in "\v\f\x1c\x1d\x1e"):
+            return None
+    elif _OTHER_LINE_BREAKS.search(text):
+        return None
+    physical = text.count("\n") + text.count("\r") - text.count("\r\n") + (not text.endswith(("\n", "\r")))
+    assert layout.sold_at is not None
+    wanted = {w.strip().lower() for w in (*layout.columns.values(), *layout.sold_at.columns, layout.sign.column or "",
+                                          layout.store_value if layout.store_from == "column" else "") if w}
+    try:
+        table = read([str(headers[k]) for k in headers if k in wanted])
+        if table.num_rows == 0 or physical != table.num_rows + 1:  # blank lines or line breaks inside cells
+            return None
+        return _sales_arrow(text, table, layout, ctx, headers, extra)
+    except (_NotSame, pa.ArrowException):
+        return None
+
+
+def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, headers: dict,
+                 extra: list[str]) -> ParsedFile:
+    n = table.num_rows
+    ascii_only = text.isascii()
+
+    def raw_column(header: str) -> pa.Array:
+        return pc.utf8_trim_whitespace(table.column(str(headers[header.strip().lower()])).combine_chunks())
+
+    def col(name: str) -> pa.Array:
+        header = layout.columns.get(name)
+        if header is None or header.strip().lower() not in headers:
+            return _constant("", n)
+        return raw_column(header)
+
+    rules = _FastRules(n)
+    receipt = col("receipt_id")
+    sku = col("sku")
+    rules.add(_np(pc.or_(pc.equal(receipt, ""), pc.equal(sku, ""))), "missing_value",
+              "receipt_id or sku is empty; every line needs both")
+
+    if "line_no" in layout.columns:
+        line_raw = col("line_no")
+        line_ok, line_no = _whole_numbers(line_raw, False, ascii_only)
+        rules.add(~line_ok | (line_no < 1), "line_no_invalid",
+                  _quoted("line_no '", line_raw, "' is not a whole number >= 1"))
+        line_key = np.where(line_ok, line_no + 1, 0)  # unreadable numbers are one key, as for duplicated()
+    else:  # the layout has no line numbers: number the lines of each receipt in file order
+        line_no = _cumcount(_codes(receipt)) + 1
+        line_key = line_no
+
+    qty_raw = col("quantity")
+    qty_ok, quantity = _whole_numbers(qty_raw, True, ascii_only)
+    rules.add(~qty_ok | (quantity == 0), "quantity_invalid",
+              _quoted("quantity '", qty_raw, "' is not a non-zero whole number"))
+    if layout.sign.column:
+        rules.add(qty_ok & (quantity < 0), "quantity_invalid",
+                  _quoted("quantity '", qty_raw, f"' must be positive in layout {layout.name} (returns are marked "
+                                                 f"by {layout.sign.column})"))
+
+    price_raw = col("unit_price")
+    price = _amounts(price_raw, layout.decimal, None)
+    rules.add(price[3], "price_invalid", _quoted("unit_price '", price_raw, "' is not a price >= 0 in whole cents"))
+    disc_raw = col("discount")
+    discount = _amounts(disc_raw, layout.decimal, 0.0)
+    rules.add(discount[3], "discount_invalid",
+              _quoted("discount '", disc_raw, "' is not an amount >= 0 in whole cents"))
+
+    assert layout.sold_at is not None
+    parts = [raw_column(c) for c in layout.sold_at.columns]
+    stamp_raw = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, pa.scalar(" ", _TEXT))
+    sold_at = _timestamps(stamp_raw, layout.sold_at.format)
+    stamps = sold_at.to_numpy() if isinstance(sold_at, pd.Series) else sold_at
+    rules.add(np.isnat(stamps), "sold_at_invalid",
+              _quoted("sale time '", stamp_raw, f"' does not match the format {layout.sold_at.format}"))
+    on_day = stamps.astype("datetime64[D]") == np.datetime64(ctx.business_date, "D")
+    rules.add(~on_day, "sold_at_invalid",
+              _quoted("sale time '", stamp_raw, f"' is not on the file's business day {ctx.business_date}"))
+
+    if layout.sign.column:
+        kind = pc.utf8_upper(raw_column(layout.sign.column))
+        sale = _np(pc.is_in(kind, value_set=pa.array([v.upper() for v in layout.sign.sale], _TEXT)))
+        ret = _np(pc.is_in(kind, value_set=pa.array([v.upper() for v in layout.sign.returns], _TEXT)))
+        rules.add(~(sale | ret), "type_invalid",
+                  _quoted(f"{layout.sign.column} '", kind, f"' is neither {'/'.join(layout.sign.sale)} (sale) nor "
+                                                           f"{'/'.join(layout.sign.returns)} (return)"))
+        quantity = np.where(ret, -quantity, quantity)
+
+    payment = _constant(None, n)
+    if "payment_method" in layout.columns:
+        payment = pc.utf8_lower(col("payment_method"))
+        rules.add(~_np(pc.is_in(payment, value_set=pa.array(PAYMENT_METHODS, _TEXT))), "payment_method_invalid",
+                  _quoted("payment_method '", payment, f"' is not one of {', '.join(PAYMENT_METHODS)}"))
+
+    store = _constant(ctx.store_code, n)
+    keys = [_codes(receipt), line_key]
+    if layout.store_from == "column":
+        assert layout.store_value is not None
+        store = raw_column(layout.store_value)
+        rules.add(_np(pc.equal(store, "")), "missing_value", "the store column is empty")
+        keys.insert(0, _codes(store))
+    rules.add(_seen_before(keys), "duplicate_line", lambda rows: [
+        f"receipt {r} line {line} appears more than once in the file; the first occurrence was kept"
+        for r, line in zip(receipt.take(pa.array(rows)).to_pylist(), line_no[rows].tolist(), strict=True)])
+
+    sku_norm = _empty_to_null(pc.utf8_upper(pc.replace_substring_regex(sku, "[^0-9A-Za-z]+", "")))
+    rules.add(_np(pc.is_null(sku_norm)), "missing_value", "sku has no letters or digits")
+
+    good = rules.free
+    bad_rows = np.flatnonzero(~good)
+    if len(bad_rows) / n > ctx.max_rejected_rate:
+        sample = pd.Series(rules.code[bad_rows], dtype="string").value_counts().head(3).to_dict()
+        return reject_whole_file(
+            ctx, text, "too_many_bad_lines",
+            f"file {ctx.path}: {len(bad_rows)} of {n} lines break the rules of layout {layout.name} "
+            f"(over the {ctx.max_rejected_rate:.0%} limit; most common: {sample}); is the store on the right layout?")
+
+    line_numbers = np.arange(2, n + 2, dtype=np.int64)
+    records = _records(text.encode("utf-8"), bad_rows) if len(bad_rows) else []
+    rejections = _rejections(ctx, line_numbers[bad_rows], rules.code[bad_rows].tolist(),
+                             rules.reason[bad_rows].tolist(), records)
+
+    keep = pa.array(good) if len(bad_rows) else None
+    kept_n = n - len(bad_rows)
+
+    def text_column(values: pa.Array) -> pd.Series:
+        return _series(values if keep is None else pc.filter(values, keep))
+
+    def loyalty_cards() -> pd.Series:
+        card = col("loyalty_card")
+        if not ascii_only:
+            return normalise_loyalty_card(_series(card)).pipe(lambda s: s[good].reset_index(drop=True))
+        card = pc.replace_substring_regex(pc.utf8_trim_whitespace(card), r"\.0$", "")
+        return text_column(_empty_to_null(pc.utf8_upper(pc.replace_substring_regex(card, _PY_ASCII_SPACE, ""))))
+
+    rows = pd.DataFrame({
+        "business_date": pd.Timestamp(ctx.business_date),
+        "store_code": text_column(store),
+        "receipt_id": text_column(receipt),
+        "line_no": line_no[good],
+        "sold_at": stamps[good] if isinstance(sold_at, np.ndarray) else sold_at[good].reset_index(drop=True),
+        "register_id": text_column(_empty_to_null(col("register_id"))),
+        "cashier_id": text_column(_empty_to_null(col("cashier_id"))),
+        "sku_raw": text_column(sku),
+        "sku_norm": text_column(sku_norm),
+        "quantity": quantity[good],
+        "unit_price": _amount_series(price[0][good], price[1][good], price[2]).round(2),
+        "discount": _amount_series(discount[0][good], discount[1][good], discount[2]).round(2),
+        "loyalty_card": loyalty_cards(),
+        "payment_method": text_column(payment),
+        "layout": _series(_constant(layout.name, kept_n), _STR),
+        "source_file": _series(_constant(ctx.path, kept_n), _STR),
+        "source_line": line_numbers[good],
+        "file_hash": _series(_constant(ctx.file_hash, kept_n), _STR),
+        "run_id": _series(_constant(ctx.run_id, kept_n), _STR),
+    })
+    return ParsedFile(rows=rows, rejections=rejections, lines=n, extra_columns=extra)

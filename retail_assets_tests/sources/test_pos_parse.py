@@ -12,7 +12,8 @@ from retail_assets.layouts import LayoutError, load_layouts, parse_layout
 from retail_assets.transforms.pos_parse import FileContext, parse_pos_file
 
 LAYOUTS = load_layouts()
-HEADER = "receipt_id,line_no,sold_at,register_id,cashier_id,sku,quantity,unit_price,discount,loyalty_card,payment_method"
+HEADER = ("receipt_id,line_no,sold_at,register_id,cashier_id,sku,quantity,unit_price,discount,loyalty_card,"
+          "payment_method")
 
 
 def ctx(path: str = "a/sales_S001_20250303.csv", rate: float = 0.9) -> FileContext:
@@ -70,7 +71,8 @@ def test_each_bad_line_is_rejected_with_its_reason_and_the_rest_loads(line: str,
 
 
 def test_duplicate_receipt_line_keeps_the_first():
-    data = standard("R1,1,2025-03-03T10:00:00,T,C,HB-1,1,1.00,0,,cash", "R1,1,2025-03-03T10:00:00,T,C,HB-2,1,1.00,0,,cash")
+    data = standard("R1,1,2025-03-03T10:00:00,T,C,HB-1,1,1.00,0,,cash",
+                    "R1,1,2025-03-03T10:00:00,T,C,HB-2,1,1.00,0,,cash")
     parsed = parse_pos_file(data, LAYOUTS["standard"], ctx())
     assert parsed.rows["sku_norm"].tolist() == ["HB1"]
     assert parsed.rejections["reason_code"].tolist() == ["duplicate_line"]
@@ -107,7 +109,8 @@ def test_undecodable_file_is_rejected_whole():
 
 
 def test_too_many_bad_lines_rejects_the_file():
-    data = standard("R1,1,2025-03-03T10:00:00,T,C,HB-1,x,1.00,0,,cash", "R1,2,2025-03-03T10:00:00,T,C,HB-1,1,1.00,0,,cash")
+    data = standard("R1,1,2025-03-03T10:00:00,T,C,HB-1,x,1.00,0,,cash",
+                    "R1,2,2025-03-03T10:00:00,T,C,HB-1,1,1.00,0,,cash")
     parsed = parse_pos_file(data, LAYOUTS["standard"], ctx(rate=0.4))
     assert parsed.file_error_code == "too_many_bad_lines" and parsed.rows.empty and len(parsed.rejections) == 2
 

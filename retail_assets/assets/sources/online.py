@@ -6,7 +6,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
-from retail_assets.checks import combine, schema_check_spec
+from retail_assets.checks import combine, plausible_emails, plausible_emails_spec, schema_check_spec
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates, utc_bounds
 from retail_assets.resources import SqlSource, Warehouse
 from retail_assets.schemas.base import TableSpec
@@ -27,9 +27,12 @@ def _local_date(utc: pd.Series, timezone: str) -> pd.Series:
 
 
 def snapshot_asset(spec: TableSpec, source_table: str, resource_key: str, kinds: set[str], doc: str):
+    has_email = "email" in spec.columns
+
     @dg.asset(
         name=spec.name, group_name=SOURCES_GROUP, kinds=kinds, owners=OWNERS,
-        description=describe(spec, doc), metadata=table_metadata(spec), check_specs=[schema_check_spec(spec)],
+        description=describe(spec, doc), metadata=table_metadata(spec),
+        check_specs=[schema_check_spec(spec), *([plausible_emails_spec(spec.name)] if has_email else [])],
         required_resource_keys={resource_key, "warehouse"},
     )
     def _asset(context: dg.AssetExecutionContext):
@@ -43,7 +46,7 @@ def snapshot_asset(spec: TableSpec, source_table: str, resource_key: str, kinds:
         return dg.MaterializeResult(
             metadata={"dagster/row_count": len(frame), "source": f"{source.name}.{source_table}",
                       "preview": preview(frame)},
-            check_results=[check],
+            check_results=[check, *([plausible_emails(frame)] if has_email else [])],
         )
 
     return _asset

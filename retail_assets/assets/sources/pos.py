@@ -9,14 +9,14 @@ import dagster as dg
 import pandas as pd
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
-from retail_assets.checks import combine, schema_check_spec
+from retail_assets.checks import RECONCILED_CHECK, check_spec, combine, schema_check_spec
 from retail_assets.layouts import Layout
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import PosDropFolder, Warehouse
 from retail_assets.resources.pos_drop import DropFile, file_hash
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_POS_INVENTORY, RAW_POS_SALES, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
-from retail_assets.transforms.pos_parse import FileContext, ParsedFile, decode, parse_pos_file, reject_whole_file
+from retail_assets.transforms.pos_parse import FileContext, ParsedFile, lossy_text, parse_pos_file, reject_whole_file
 
 STORES_REQUIRED = ["store_code", "store_name", "city", "region", "country", "timezone", "pos_layout", "opened_on",
                    "closed_on"]
@@ -164,9 +164,7 @@ def _count_lines(data: bytes) -> int:
 
 
 def _reject(data: bytes, layout: Layout, ctx: FileContext, code: str, reason: str) -> ParsedFile:
-    text, _ = decode(data, layout)
-    return reject_whole_file(ctx, text if text is not None else data.decode(layout.encoding, errors="replace"),
-                             code, reason)
+    return reject_whole_file(ctx, lossy_text(data, layout), code, reason)
 
 
 def _drop_unknown_row_stores(parsed: ParsedFile, known: set[str], ctx: FileContext) -> ParsedFile:
@@ -186,22 +184,73 @@ def _drop_unknown_row_stores(parsed: ParsedFile, known: set[str], ctx: FileConte
     return parsed
 
 
+DRIFT_CHECK = "no_schema_drift"
+COMPLETE_CHECK = "complete"
+
+
+def reconcile_files(ledger: pd.DataFrame, rows: pd.DataFrame, rejected: pd.DataFrame) -> dg.AssetCheckResult:
+    """Source lines = raw rows + rejected lines, over the files the day loaded or rejected."""
+    counted = ledger[ledger["status"].isin(["loaded", "rejected"])] if len(ledger) else ledger
+    lines = int(counted["lines"].sum()) if len(counted) else 0
+    return dg.AssetCheckResult(
+        check_name=RECONCILED_CHECK, passed=lines == len(rows) + len(rejected), severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"source_lines": lines, "raw_rows": len(rows), "rejected_lines": len(rejected)},
+    )
+
+
+def schema_drift(ledger: pd.DataFrame) -> dg.AssetCheckResult:
+    drift = ledger[ledger["reason"].fillna("").str.startswith("schema drift")] if len(ledger) else ledger
+    return dg.AssetCheckResult(
+        check_name=DRIFT_CHECK, passed=drift.empty, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"files_with_extra_columns": len(drift),
+                  "sample": "; ".join(f"{r.path}: {r.reason}" for r in drift.head(5).itertuples()) or "none"},
+    )
+
+
+def completeness(stores: pd.DataFrame, ledger: pd.DataFrame, day: date) -> dg.AssetCheckResult:
+    """WARN: a store open on ``day`` (opened_on <= day < closed_on) sent no loadable sales file for it."""
+    ts = pd.Timestamp(day)
+    opened = pd.to_datetime(stores["opened_on"])
+    closed = pd.to_datetime(stores["closed_on"])
+    open_stores = set(stores.loc[(opened.isna() | (opened <= ts)) & (closed.isna() | (closed > ts)), "store_code"])
+    loaded = set(ledger.loc[ledger["status"] == "loaded", "store_code"]) if len(ledger) else set()
+    missing = sorted(open_stores - loaded)
+    return dg.AssetCheckResult(
+        check_name=COMPLETE_CHECK, passed=not missing, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"open_stores": len(open_stores), "stores_without_sales_file": len(missing),
+                  "missing": ", ".join(missing) or "none"},
+    )
+
+
 def _pos_day_asset(spec, kind: str, doc: str):
+    checks_of_kind = [
+        schema_check_spec(spec),
+        check_spec(spec.name, RECONCILED_CHECK, "Per day: the lines of the files loaded or rejected = raw rows + "
+                   "rejected lines", blocking=True),
+        check_spec(spec.name, DRIFT_CHECK, "No file carries columns its layout does not know (WARN)"),
+    ]
+    if kind == "sales":
+        checks_of_kind.append(check_spec(spec.name, COMPLETE_CHECK,
+                                         "Every store open that day sent a sales file that could be loaded (WARN)"))
+
     @dg.asset(
         name=spec.name, group_name=SOURCES_GROUP, kinds={"csv", "pandas"}, owners=OWNERS,
         partitions_def=daily_partitions, deps=[raw_stores], description=describe(spec, doc),
-        metadata=table_metadata(spec), check_specs=[schema_check_spec(spec)],
-        backfill_policy=backfill_policy,
+        metadata=table_metadata(spec), check_specs=checks_of_kind, backfill_policy=backfill_policy,
     )
     def _asset(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
         settings = load_settings()
-        stores = warehouse.read(RAW_STORES, columns=["store_code", "pos_layout"])
+        stores = warehouse.read(RAW_STORES, columns=["store_code", "pos_layout", "opened_on", "closed_on"])
         checks, totals = [], defaultdict(int)
         for day in partition_dates(context):
             rows, rejected, ledger = load_day(kind, day, pos_drop, stores, context.run.run_id, spec.name,
                                               settings.max_rejected_line_rate)
+            if ledger.empty:
+                ledger = POS_FILE_LEDGER.empty()
             rows, check = validated(spec, rows, day.isoformat())
-            checks.append(check)
+            checks += [check, reconcile_files(ledger, rows, rejected), schema_drift(ledger)]
+            if kind == "sales":
+                checks.append(completeness(stores, ledger, day))
             with warehouse.transaction() as tx:
                 tx.replace(spec, rows, {"business_date": day})
                 tx.replace(REJECTIONS, rejected, {"business_date": day, "asset": spec.name})
@@ -211,10 +260,6 @@ def _pos_day_asset(spec, kind: str, doc: str):
             totals["files"] += len(ledger)
             for status in ("duplicate", "superseded", "rejected"):
                 totals[f"files_{status}"] += int((ledger.get("status", pd.Series(dtype=str)) == status).sum())
-            drift = ledger[ledger["reason"].fillna("").str.startswith("schema drift")] if len(ledger) else ledger
-            if len(drift):
-                context.log.warning(f"{day}: {len(drift)} file(s) with extra columns, e.g. {drift.iloc[0]['path']}: "
-                                    f"{drift.iloc[0]['reason']}")
             context.log.info(f"{spec.name} {day}: {len(rows)} rows from {len(ledger)} file(s), "
                              f"{len(rejected)} line(s) rejected")
         return dg.MaterializeResult(

@@ -33,6 +33,7 @@ from retail_assets.schemas.warehouse import (
 from retail_assets.settings import load_settings
 from retail_assets.transforms.facts import online_fact_inventory, online_fact_sales, pos_fact_inventory, pos_fact_sales
 
+KEYS_CHECK = "keys_resolved"
 UNKNOWN_PRODUCT_CHECK = "unknown_product_rate"
 UNKNOWN_PRODUCT_LIMIT = 0.05
 
@@ -75,6 +76,20 @@ def _reconcile(warehouse: Warehouse, day, online_items: int, online_returns: int
     )
 
 
+def _keys_resolved(fact: pd.DataFrame, dims: dict[str, pd.DataFrame], day) -> dg.AssetCheckResult:
+    """Every dimension key of the day's facts is a row of its dimension (-1 being the unknown member)."""
+    dangling = {}
+    for column, dim in (("store_key", "dim_store"), ("product_key", "dim_product"), ("customer_key", "dim_customer")):
+        known = set(dims[dim][column].astype(int)) | {-1}
+        bad = ~fact[column].isin(known) if len(fact) else pd.Series(dtype=bool)
+        if bad.any():
+            dangling[column] = sorted(set(fact.loc[bad, column].astype(int)))[:10]
+    return dg.AssetCheckResult(
+        check_name=KEYS_CHECK, passed=not dangling, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"partition": day.isoformat(), "dangling_keys": str(dangling) if dangling else "none"},
+    )
+
+
 def _unknown_products(fact: pd.DataFrame, day) -> dg.AssetCheckResult:
     rate = float((fact["product_key"] == -1).mean()) if len(fact) else 0.0
     unknown = fact.loc[fact["product_key"] == -1, "sku"].value_counts().head(10) if len(fact) else pd.Series()
@@ -94,6 +109,8 @@ def _unknown_products(fact: pd.DataFrame, day) -> dg.AssetCheckResult:
         schema_check_spec(FACT_SALES),
         check_spec("fact_sales", RECONCILED_CHECK, "Per day: POS raw lines, units and net amount equal the POS fact "
                    "rows to the cent; online order lines + returns = fact rows + rows not loaded", blocking=True),
+        check_spec("fact_sales", KEYS_CHECK, "Every store, product and customer key is a row of its dimension "
+                   "or the unknown member -1", blocking=True),
         check_spec("fact_sales", UNKNOWN_PRODUCT_CHECK,
                    f"At most {UNKNOWN_PRODUCT_LIMIT:.0%} of the day's lines sell a SKU missing from the catalog"),
     ],
@@ -126,7 +143,7 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
             tx.replace(FACT_SALES, fact, {"business_date": day})
             tx.replace(REJECTIONS, rejected, {"business_date": day, "asset": "fact_sales"})
         checks += [check, _reconcile(warehouse, day, len(items), len(returns), fact, rejected),
-                   _unknown_products(fact, day)]
+                   _keys_resolved(fact, dims, day), _unknown_products(fact, day)]
         context.log.info(f"fact_sales {day}: {len(pos)} store lines, {len(online)} online lines, "
                          f"{len(rejected)} online rows not loaded")
         total += len(fact)
