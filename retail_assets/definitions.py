@@ -13,6 +13,8 @@ load_settings()  # fills the environment with defaults, so every EnvVar below re
 
 source_assets = dg.load_assets_from_modules([pos, online, crm])
 warehouse_assets = dg.load_assets_from_package_name("retail_assets.assets.warehouse")
+mart_assets = dg.load_assets_from_package_name("retail_assets.assets.marts")
+all_assets = [*source_assets, *warehouse_assets, *mart_assets]
 
 resources = {
     "pos_drop": PosDropFolder(path=dg.EnvVar("RETAIL_POS_DROP_DIR"), layouts_dir=dg.EnvVar("RETAIL_POS_LAYOUTS_DIR")),
@@ -22,8 +24,8 @@ resources = {
 }
 
 defs = dg.Definitions(
-    assets=[*source_assets, *warehouse_assets],
+    assets=all_assets,
     resources=resources,
-    jobs=build_jobs([*source_assets, *warehouse_assets]),
+    jobs=build_jobs(all_assets),
     executor=dg.in_process_executor,
 )
