@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,9 @@ import dagster as dg
 from retail_assets.settings import load_settings
 
 _settings = load_settings()
+
+# Backfill policies are a beta parameter of @asset; the policy below is deliberate, so say it once, not per asset.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` .* is currently in beta")
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=_settings.partition_start, timezone=_settings.timezone, end_offset=1

@@ -162,7 +162,9 @@ def summary(settings: Settings, days: list[date], outcomes: list[RunOutcome], ec
     finally:
         warehouse.dispose()
     checks = [c for o in outcomes for c in o.failed_checks]
-    echo(f"\nfailed checks: {len(checks)}" + "".join(f"\n  {c}" for c in checks))
+    errors = sum(1 for c in checks if c.endswith("(ERROR)"))
+    echo(f"\nfailed checks: {len(checks)} ({errors} ERROR, {len(checks) - errors} WARN)"
+         + "".join(f"\n  {c}" for c in checks))
     failures = [f for o in outcomes for f in o.failures]
     if failures:
         echo("\nFAILED:" + "".join(f"\n  {f}" for f in failures))

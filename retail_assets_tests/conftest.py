@@ -82,6 +82,19 @@ def _drop_pg_database(admin: sa.Engine, name: str) -> None:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def empty_sources(folder: Path) -> dict[str, str]:
+    """An online shop and a CRM with their tables and no rows (SQLite files in ``folder``); their URLs."""
+    from retail_assets.generator.schema import crm_metadata, online_metadata
+
+    urls = {"RETAIL_ONLINE_STORE_URL": f"sqlite:///{folder / 'online_store.db'}",
+            "RETAIL_CRM_URL": f"sqlite:///{folder / 'crm.db'}"}
+    for url, metadata in zip(urls.values(), (online_metadata, crm_metadata), strict=True):
+        engine = sa.create_engine(url)
+        metadata.create_all(engine)
+        engine.dispose()
+    return urls
+
+
 def platform_environment(root: Path, warehouse_url: str, home: Path) -> dict[str, str]:
     """The variables of SPEC section 6 for a company at ``root`` and a warehouse."""
     return {

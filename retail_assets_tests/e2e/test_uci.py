@@ -15,10 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from retail_assets.generator.schema import crm_metadata, online_metadata
 from retail_assets.resources import Warehouse
+from retail_assets_tests.conftest import empty_sources
 
 UCI = Path(__file__).parent.parent / "fixtures" / "uci"
 
@@ -42,16 +41,10 @@ def independent_figures() -> dict[str, dict]:
 @pytest.fixture
 def uci_env(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> dict:
     shutil.copytree(UCI / "pos_drop", tmp_path / "pos_drop")
-    for url, metadata in ((f"sqlite:///{tmp_path / 'online.db'}", online_metadata),
-                          (f"sqlite:///{tmp_path / 'crm.db'}", crm_metadata)):
-        engine = sa.create_engine(url)
-        metadata.create_all(engine)
-        engine.dispose()
     env = {
         "RETAIL_POS_DROP_DIR": str(tmp_path / "pos_drop"),
         "RETAIL_POS_LAYOUTS_DIR": str(UCI / "layouts"),
-        "RETAIL_ONLINE_STORE_URL": f"sqlite:///{tmp_path / 'online.db'}",
-        "RETAIL_CRM_URL": f"sqlite:///{tmp_path / 'crm.db'}",
+        **empty_sources(tmp_path),
         "RETAIL_WAREHOUSE_URL": warehouse_url,
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
     }

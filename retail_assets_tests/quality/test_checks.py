@@ -14,10 +14,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
-from retail_assets.generator.schema import crm_metadata, online_metadata
 from retail_assets.resources import Warehouse
+from retail_assets_tests.conftest import empty_sources
 
 DAY = "2025-03-03"
 HEADER = ("receipt_id,line_no,sold_at,register_id,cashier_id,sku,quantity,unit_price,discount,loyalty_card,"
@@ -61,14 +60,8 @@ def drop(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch) ->
     # S4 sends nothing; X9 is no store; a name no layout knows.
     write(root / "sales_X9_20250303.csv", HEADER + "\n" + line("R1", 1) + "\n")
     write(root / "misc" / "readme.txt", "hello\nworld\n")
-    for url, metadata in ((f"sqlite:///{tmp_path / 'online.db'}", online_metadata),
-                          (f"sqlite:///{tmp_path / 'crm.db'}", crm_metadata)):
-        engine = sa.create_engine(url)
-        metadata.create_all(engine)
-        engine.dispose()
     env = {"RETAIL_POS_DROP_DIR": str(root), "RETAIL_POS_LAYOUTS_DIR": str(tmp_path / "layouts"),
-           "RETAIL_ONLINE_STORE_URL": f"sqlite:///{tmp_path / 'online.db'}",
-           "RETAIL_CRM_URL": f"sqlite:///{tmp_path / 'crm.db'}", "RETAIL_WAREHOUSE_URL": warehouse_url,
+           **empty_sources(tmp_path), "RETAIL_WAREHOUSE_URL": warehouse_url,
            "DAGSTER_HOME": str(tmp_path / "home")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
