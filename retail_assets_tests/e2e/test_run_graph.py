@@ -7,13 +7,17 @@ may change.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import dagster as dg
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from retail_assets.resources import Warehouse
+from retail_assets.resources.warehouse import WarehouseTx
+from retail_assets.schemas.warehouse import FACT_SALES
 
 
 def _frame(warehouse: Warehouse, sql: str, **params) -> pd.DataFrame:
@@ -144,3 +148,33 @@ def test_every_check_result_is_in_the_dagster_instance(loaded: dict):
     fact_sales = dg.AssetCheckKey(dg.AssetKey("fact_sales"), "reconciled")
     latest = instance.event_log_storage.get_asset_check_execution_history(fact_sales, limit=1)[0]
     assert latest.status.value == "SUCCEEDED"
+
+
+def test_a_failed_load_leaves_the_previous_state(loaded: dict, monkeypatch: pytest.MonkeyPatch):
+    """The load raises after the day's old rows are deleted: the transaction rolls back, nothing is half done."""
+    from retail_assets.definitions import defs
+    from retail_assets.jobs import DAILY_JOB
+
+    wh = loaded["warehouse"]
+    day = loaded["manifest"]["business_dates"][1]
+    before = wh.query("SELECT sale_line_id, net_amount, run_id FROM fact_sales WHERE business_date = :d "
+                      "ORDER BY sale_line_id", d=date.fromisoformat(day))
+    assert len(before) > 0
+    original = WarehouseTx.append
+
+    def failing_append(self: WarehouseTx, spec, df):
+        if spec is FACT_SALES:
+            left = self.conn.execute(sa.text("SELECT COUNT(*) FROM fact_sales WHERE business_date = :d"),
+                                     {"d": date.fromisoformat(day)}).scalar()
+            assert left == 0  # the old rows are already deleted inside this transaction
+            raise RuntimeError("disk full (simulated)")
+        return original(self, spec, df)
+
+    monkeypatch.setattr(WarehouseTx, "append", failing_append)
+    result = defs.resolve_job_def(DAILY_JOB).execute_in_process(instance=dg.DagsterInstance.get(), partition_key=day,
+                                                                raise_on_error=False)
+    assert not result.success
+    monkeypatch.setattr(WarehouseTx, "append", original)
+    after = wh.query("SELECT sale_line_id, net_amount, run_id FROM fact_sales WHERE business_date = :d "
+                     "ORDER BY sale_line_id", d=date.fromisoformat(day))
+    pd.testing.assert_frame_equal(before, after)
