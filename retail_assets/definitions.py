@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from retail_assets.assets.sources import crm, online, pos
+from retail_assets.automation import all_schedules, all_sensors
 from retail_assets.jobs import build_jobs
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
 from retail_assets.settings import load_settings
@@ -27,5 +28,7 @@ defs = dg.Definitions(
     assets=all_assets,
     resources=resources,
     jobs=build_jobs(all_assets),
+    sensors=all_sensors,
+    schedules=all_schedules,
     executor=dg.in_process_executor,
 )

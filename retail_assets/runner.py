@@ -17,7 +17,19 @@ import sqlalchemy as sa
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
 from retail_assets.settings import Settings, load_settings
 
-DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+# The embedded default: SQLite storage, and one run at a time (the DuckDB warehouse admits one writing process),
+# never two of the same business date. deploy/dagster.yaml is the PostgreSQL-backed equivalent.
+DEFAULT_INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value: {applyLimitPerUniqueValue: true}
+        limit: 1
+"""
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 

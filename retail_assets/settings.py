@@ -22,6 +22,12 @@ DEFAULTS: dict[str, str] = {
     "RETAIL_PARTITION_START": "2010-12-01",
     "RETAIL_MAX_REJECTED_LINE_RATE": "0.5",
     "DAGSTER_HOME": "data/dagster_home",
+    # Automation: a dropped file is stable once its mtime is this old and its (size, mtime) held for a tick.
+    "RETAIL_POS_SETTLE_SECONDS": "30",
+    "RETAIL_POS_SENSOR_INTERVAL_SECONDS": "30",
+    "RETAIL_ONLINE_SENSOR_INTERVAL_SECONDS": "300",
+    # When the reference refresh starts each day, in RETAIL_TIMEZONE; the previous business date loads after it.
+    "RETAIL_DAILY_SCHEDULE_CRON": "0 6 * * *",
 }
 
 

@@ -38,9 +38,9 @@ def pg_admin() -> Iterator[sa.Engine]:
 @pytest.fixture
 def pg_database(pg_admin: sa.Engine) -> Iterator[str]:
     """A fresh PostgreSQL database for one test; its URL."""
-    name = _create_pg_database(pg_admin)
-    yield sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    _drop_pg_database(pg_admin, name)
+    name = create_pg_database(pg_admin)
+    yield pg_url(name)
+    drop_pg_database(pg_admin, name)
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -70,14 +70,18 @@ def company(small_company: tuple[Path, dict], tmp_path: Path) -> tuple[Path, dic
     return dst, manifest
 
 
-def _create_pg_database(admin: sa.Engine) -> str:
+def pg_url(database: str) -> str:
+    return sa.make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+
+
+def create_pg_database(admin: sa.Engine) -> str:
     name = f"retail_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     return name
 
 
-def _drop_pg_database(admin: sa.Engine, name: str) -> None:
+def drop_pg_database(admin: sa.Engine, name: str) -> None:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -133,8 +137,8 @@ def loaded_company(request: pytest.FixtureRequest, small_company: tuple[Path, di
         url = f"duckdb:///{base / 'warehouse.duckdb'}"
     else:
         admin = request.getfixturevalue("pg_admin")
-        database = _create_pg_database(admin)
-        url = sa.make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+        database = create_pg_database(admin)
+        url = pg_url(database)
     env = platform_environment(base / "company", url, base / "dagster_home")
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
@@ -147,4 +151,4 @@ def loaded_company(request: pytest.FixtureRequest, small_company: tuple[Path, di
                "output": lines, "backend": request.param}
         warehouse.dispose()
     if database:
-        _drop_pg_database(request.getfixturevalue("pg_admin"), database)
+        drop_pg_database(request.getfixturevalue("pg_admin"), database)

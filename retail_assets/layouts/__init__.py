@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,15 @@ BUILTIN_DIR = Path(__file__).parent
 SALES_FIELDS = ("receipt_id", "line_no", "register_id", "cashier_id", "sku", "quantity", "unit_price", "discount",
                 "loyalty_card", "payment_method", "store_code")
 INVENTORY_FIELDS = ("sku", "on_hand", "store_code")
+
+
+@lru_cache(maxsize=65536)
+def _parse_date(text: str, fmt: str) -> date | None:
+    """strptime is slow and a drop folder repeats the same few hundred dates across thousands of files."""
+    try:
+        return datetime.strptime(text, fmt).date()
+    except ValueError:
+        return None
 
 
 class LayoutError(ValueError):
@@ -66,9 +76,8 @@ class Layout:
         m = self.file_pattern.match(filename)
         if not m:
             return None
-        try:
-            day = datetime.strptime(m.group("date"), self.file_date_format).date()
-        except ValueError:
+        day = _parse_date(m.group("date"), self.file_date_format)
+        if day is None:
             return None
         if self.store_from == "filename":
             return m.group("store"), day

@@ -63,12 +63,13 @@ class PosDropFolder(dg.ConfigurableResource):
         """Every complete file below the folder (in-progress uploads and stores.csv left out), classified."""
         layouts = layouts if layouts is not None else self.layouts()
         root = str(self.root)
+        prefix = len(os.path.join(root, ""))
         files = []
         for entry in self._walk(root):
             name = entry.name
             if name.endswith(IN_PROGRESS_SUFFIXES) or name.startswith("."):
                 continue
-            rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+            rel = entry.path[prefix:].replace(os.sep, "/")  # relpath is the slowest step at 100,000 files
             if rel == STORES_FILE:
                 continue
             st = entry.stat(follow_symlinks=False)

@@ -1,0 +1,29 @@
+"""Knobs of the automation layer (defaults in ``retail_assets.settings``; tests set them small)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from retail_assets.settings import DEFAULTS
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    settle_seconds: float
+    pos_interval_seconds: int
+    online_interval_seconds: int
+    daily_cron: str
+
+
+def _get(name: str) -> str:
+    return os.environ.get(name) or DEFAULTS[name]
+
+
+def automation_settings() -> AutomationSettings:
+    return AutomationSettings(
+        settle_seconds=float(_get("RETAIL_POS_SETTLE_SECONDS")),
+        pos_interval_seconds=int(_get("RETAIL_POS_SENSOR_INTERVAL_SECONDS")),
+        online_interval_seconds=int(_get("RETAIL_ONLINE_SENSOR_INTERVAL_SECONDS")),
+        daily_cron=_get("RETAIL_DAILY_SCHEDULE_CRON"),
+    )

@@ -1,0 +1,266 @@
+"""Sensors: the POS drop folder, late changes to online orders, and the daily load after the reference refresh.
+
+Every sensor targets a job by name (``daily_load`` or ``refresh_reference``); runs of one business date carry its
+partition key in the ``dagster/partition`` tag, which the instance's run queue uses to serialise them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from retail_assets.automation.config import automation_settings
+from retail_assets.automation.drop_watch import DropCursor, LedgerEntry, WarehouseBusy, file_key, fingerprint, plan_tick
+from retail_assets.automation.instance_queries import EXECUTING_STATUSES, active_run, loaded_at
+from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
+from retail_assets.partitions import daily_partitions
+from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
+from retail_assets.resources.pos_drop import file_hash
+from retail_assets.resources.urls import WarehouseLocked
+from retail_assets.schemas.sources import POS_FILE_LEDGER
+from retail_assets.settings import load_settings
+
+TRIGGER_TAG = "retail/trigger"
+DAILY_CHAIN_TAG = "retail/daily_chain"  # on the scheduled reference run: the business date to load after it
+UNRECOGNISED_ASSET = "pos_unrecognised_files"
+ONLINE_LOOKBACK = timedelta(days=7)  # first tick: order updates older than this are taken as loaded
+ONLINE_OVERLAP = timedelta(minutes=5)  # re-read a little before the watermark: commits land out of order
+HASH_BUDGET_SECONDS = 20  # of hashing per tick; Dagster gives a sensor tick 60 seconds
+LOG_DATES = 20  # per tick, in the sensor's log: a first tick over years of files names a few, then counts
+
+_settings = automation_settings()
+
+
+def partition_bounds() -> tuple[date, date]:
+    """First and last business date that has a partition (the last is today in the reporting timezone)."""
+    return (date.fromisoformat(daily_partitions.get_first_partition_key()),
+            date.fromisoformat(daily_partitions.get_last_partition_key()))
+
+
+def reference_not_ready(instance: dg.DagsterInstance) -> str | None:
+    """Why a day must not load yet: the stores reference it validates against is missing or being refreshed."""
+    if instance.get_latest_materialization_event(dg.AssetKey("raw_stores")) is None:
+        return "raw_stores has never been materialised; the days load after the first refresh_reference run"
+    run = active_run(instance, REFERENCE_JOB)
+    if run is not None:
+        return f"refresh_reference run {run.dagster_run.run_id[:8]} is {run.dagster_run.status.value.lower()}"
+    return None
+
+
+def _ledger_reader(warehouse: Warehouse, instance: dg.DagsterInstance):
+    """Reads the ledger rows of some dates; None when the warehouse is an embedded DuckDB file a run holds."""
+    duckdb = warehouse.dialect == "duckdb"
+    if duckdb and active_run(instance, statuses=EXECUTING_STATUSES) is not None:
+        return None
+
+    def read(days: Sequence[date]) -> dict[date, list[LedgerEntry]]:
+        try:
+            frame = warehouse.read(POS_FILE_LEDGER, where={"business_date": list(days)},
+                                   columns=["business_date", "path", "size", "mtime", "content_hash", "status"])
+        except (sa.exc.DBAPIError, WarehouseLocked) as exc:
+            if duckdb and "lock" in str(exc).lower():
+                raise WarehouseBusy(str(exc)) from None
+            raise
+        finally:
+            if duckdb:
+                warehouse.dispose()  # let go of the file at once: a run may be about to open it for writing
+        out: dict[date, list[LedgerEntry]] = {}
+        for row in frame.itertuples(index=False):
+            day = pd.Timestamp(row.business_date).date()
+            out.setdefault(day, []).append(LedgerEntry(row.path, int(row.size), float(row.mtime),
+                                                       None if pd.isna(row.content_hash) else row.content_hash,
+                                                       row.status))
+        return out
+
+    return read
+
+
+@dg.sensor(
+    name="pos_drop_sensor", job_name=DAILY_JOB, minimum_interval_seconds=_settings.pos_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches RETAIL_POS_DROP_DIR and requests one daily_load run per business date whose files are "
+                "new or changed, once they have stopped changing (RETAIL_POS_SETTLE_SECONDS). Files are keyed by "
+                "(path, size, mtime); only unknown ones are hashed, and bytes already loaded (pos_file_ledger) or "
+                "requested (cursor) do not trigger again.",
+)
+def pos_drop_sensor(context: dg.SensorEvaluationContext, pos_drop: PosDropFolder, warehouse: Warehouse):
+    settings = automation_settings()
+    cursor = DropCursor.from_json(context.cursor)
+    now = time.time()
+    files = pos_drop.scan()
+    first, last = partition_bounds()
+    blocked = reference_not_ready(context.instance)
+    reader = None if blocked else _ledger_reader(warehouse, context.instance)
+    plan = plan_tick(
+        files, cursor, now=now, settle_seconds=settings.settle_seconds, first_day=first, last_day=last,
+        read_ledger=reader, content_hash=lambda path: file_hash(pos_drop.read_bytes(path)),
+        budget_seconds=HASH_BUDGET_SECONDS,
+    )
+    for iso, paths in list(plan.waiting.items())[:LOG_DATES]:
+        context.log.info(f"{iso}: waiting for {len(paths)} file(s) still being written, e.g. {paths[0]}")
+    if plan.duplicates:
+        context.log.info(f"{len(plan.duplicates)} new file(s) with bytes already loaded or requested, not "
+                         f"loaded again: {', '.join(plan.duplicates[:5])}")
+    if plan.out_of_range:
+        context.log.warning(f"{len(plan.out_of_range)} file(s) dated outside the partitions ({first} .. {last}), "
+                            f"e.g. {plan.out_of_range[0]}; set RETAIL_PARTITION_START earlier to load them")
+    requests = [
+        dg.RunRequest(
+            run_key=r.run_key, partition_key=r.day.isoformat(),
+            tags={TRIGGER_TAG: "pos_drop", "retail/new_files": str(len(r.new_files))},
+        )
+        for r in plan.requests
+    ]
+    for r in plan.requests[:LOG_DATES]:
+        context.log.info(f"{r.day}: {len(r.new_files)} new file(s) of {r.files}, e.g. {r.new_files[0]}")
+    if len(plan.requests) > LOG_DATES:
+        context.log.info(f"... and {len(plan.requests) - LOG_DATES} more business date(s), "
+                         f"{plan.requests[LOG_DATES].day} .. {plan.requests[-1].day}")
+    skip = None
+    if not requests:
+        if plan.deferred:
+            why = blocked or ("the warehouse is busy (the embedded DuckDB file is held by a run)"
+                              if plan.ledger_unavailable else "hashing their files takes more than one tick")
+            skip = f"{len(plan.deferred)} business date(s) ready, waiting: {why}"
+        elif plan.waiting:
+            skip = f"{len(plan.waiting)} business date(s) have files still being written"
+        else:
+            skip = "no new or changed POS files"
+    return dg.SensorResult(run_requests=requests, cursor=plan.cursor.to_json(), skip_reason=skip)
+
+
+@dg.sensor(
+    name="pos_reference_sensor", job_name=REFERENCE_JOB, minimum_interval_seconds=_settings.pos_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Refreshes the reference (refresh_reference) when stores.csv changes or was never loaded, and "
+                "materialises pos_unrecognised_files when the set of files whose name matches no layout changes.",
+)
+def pos_reference_sensor(context: dg.SensorEvaluationContext, pos_drop: PosDropFolder):
+    settings = automation_settings()
+    state = json.loads(context.cursor) if context.cursor else {}
+    now = time.time()
+    previous = {p: tuple(v) for p, v in state.get("p", {}).items()}
+    pending: dict[str, list] = {}
+    requests: list[dg.RunRequest] = []
+    new_state: dict[str, object] = {"s": state.get("s"), "u": state.get("u")}
+
+    def stable(path: str, size: int, mtime: float) -> bool:
+        key = (int(size), round(mtime, 6))
+        ok = mtime <= now - settings.settle_seconds and previous.get(path, key) == key
+        if not ok:
+            pending[path] = list(key)
+        return ok
+
+    try:
+        st = os.stat(pos_drop.stores_csv())
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        key = [st.st_size, round(st.st_mtime, 6)]
+        if key != state.get("s") and stable("stores.csv", st.st_size, st.st_mtime):
+            loaded = loaded_at(context.instance, "raw_stores")
+            if loaded is None or loaded < st.st_mtime:
+                requests.append(dg.RunRequest(run_key=f"stores:{key[0]}:{key[1]}", tags={TRIGGER_TAG: "stores_csv"}))
+                context.log.info("stores.csv changed since raw_stores was last loaded: refreshing the reference")
+            new_state["s"] = key
+
+    unrecognised = [f for f in pos_drop.scan() if f.layout is None]
+    settled = [stable(f.path, f.size, f.mtime) for f in unrecognised]  # every unsettled file is recorded
+    if all(settled):
+        fp = fingerprint(file_key(f) for f in unrecognised)
+        if fp != state.get("u"):
+            if (unrecognised or state.get("u")) and not requests:
+                requests.append(dg.RunRequest(run_key=f"unrecognised:{fp[:24]}",
+                                              asset_selection=[dg.AssetKey(UNRECOGNISED_ASSET)],
+                                              tags={TRIGGER_TAG: "pos_unrecognised"}))
+                context.log.info(f"{len(unrecognised)} file(s) match no layout, e.g. "
+                                 f"{unrecognised[0].path if unrecognised else '-'}: recording them")
+            new_state["u"] = fp
+    new_state["p"] = pending
+    cursor = json.dumps(new_state, separators=(",", ":"))
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+    return dg.SensorResult(cursor=cursor, skip_reason="stores.csv and unrecognised files unchanged")
+
+
+def _business_dates(stamps: pd.Series, timezone: str) -> pd.Series:
+    return pd.to_datetime(stamps).dt.tz_localize("UTC").dt.tz_convert(timezone).dt.date
+
+
+@dg.sensor(
+    name="online_orders_sensor", job_name=DAILY_JOB, minimum_interval_seconds=_settings.online_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-runs the daily_load of a business date when an order placed that day was updated (paid, "
+                "cancelled, ...) after the date's raw_online_orders partition was loaded.",
+)
+def online_orders_sensor(context: dg.SensorEvaluationContext, online_store: SqlSource):
+    timezone = load_settings().timezone
+    state = json.loads(context.cursor) if context.cursor else {}
+    now = datetime.now(ZoneInfo("UTC")).replace(tzinfo=None)
+    watermark = datetime.fromisoformat(state["wm"]) if state.get("wm") else now - ONLINE_LOOKBACK
+    orders = online_store.table("orders")
+    frame = online_store.read(
+        sa.select(orders.c.placed_at, orders.c.updated_at)
+        .where(orders.c.updated_at > watermark - ONLINE_OVERLAP, orders.c.placed_at.is_not(None))
+    )
+    if frame.empty:
+        return dg.SensorResult(cursor=json.dumps({"wm": watermark.isoformat()}),
+                               skip_reason=f"no order updated since {watermark:%Y-%m-%d %H:%M:%S} UTC")
+    frame["updated_at"] = pd.to_datetime(frame["updated_at"])
+    frame["day"] = _business_dates(frame["placed_at"], timezone)
+    first, last = partition_bounds()
+    requests = []
+    for day, updated in frame.groupby("day")["updated_at"].max().sort_index().items():
+        if not first <= day <= last:
+            continue
+        loaded = loaded_at(context.instance, "raw_online_orders", day.isoformat())
+        changed = updated.tz_localize("UTC").timestamp()
+        if loaded is None or changed <= loaded:
+            continue  # never loaded (the daily schedule will), or loaded after the change
+        requests.append(dg.RunRequest(
+            run_key=f"online:{day.isoformat()}:{updated:%Y%m%dT%H%M%S%f}", partition_key=day.isoformat(),
+            tags={TRIGGER_TAG: "online_orders"},
+        ))
+        context.log.info(f"{day}: orders updated until {updated} UTC, after the load at "
+                         f"{datetime.fromtimestamp(loaded, ZoneInfo('UTC')):%Y-%m-%d %H:%M:%S} UTC")
+    cursor = json.dumps({"wm": max(watermark, frame["updated_at"].max().to_pydatetime()).isoformat()})
+    if not requests:
+        return dg.SensorResult(cursor=cursor, skip_reason="every updated order's date was loaded after the update")
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+@dg.sensor(
+    name="daily_load_after_reference", job_name=DAILY_JOB, minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="The second half of the daily schedule: when the scheduled refresh_reference run succeeds, load "
+                f"the business date in its {DAILY_CHAIN_TAG} tag.",
+)
+def daily_load_after_reference(context: dg.SensorEvaluationContext):
+    since = (datetime.fromisoformat(context.cursor) if context.cursor
+             else datetime.now(ZoneInfo("UTC")) - timedelta(days=1))
+    records = context.instance.get_run_records(
+        dg.RunsFilter(job_name=REFERENCE_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=since),
+        order_by="update_timestamp", ascending=True,
+    )
+    requests = []
+    for record in records:
+        run = record.dagster_run
+        day = run.tags.get(DAILY_CHAIN_TAG)
+        if day:
+            requests.append(dg.RunRequest(run_key=f"daily:{day}:{run.run_id}", partition_key=day,
+                                          tags={TRIGGER_TAG: "daily_schedule", "retail/reference_run": run.run_id}))
+        since = max(since, record.update_timestamp)
+    if not requests:
+        return dg.SensorResult(cursor=since.isoformat(), skip_reason="no scheduled reference refresh finished")
+    return dg.SensorResult(run_requests=requests, cursor=since.isoformat())
+
+
+all_sensors = [pos_drop_sensor, pos_reference_sensor, online_orders_sensor, daily_load_after_reference]

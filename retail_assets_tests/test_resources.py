@@ -1,0 +1,49 @@
+"""Resources at their edges: a locked DuckDB file, an unreachable source whose URL holds a password."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import retail_assets.resources.urls as urls
+from retail_assets.resources import SqlSource
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); "
+                               f"time.sleep({seconds})"], stdout=subprocess.PIPE)
+    assert holder.stdout.readline().strip() == b"held"
+    return holder
+
+
+def test_duckdb_waits_for_a_short_lock_and_explains_a_long_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "wh.duckdb"
+    holder = _hold_lock(path, 1.5)
+    engine = urls.make_engine(f"duckdb:///{path}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 42").scalar() == 42
+    engine.dispose()
+    holder.wait()
+
+    holder = _hold_lock(path, 30)
+    monkeypatch.setattr(urls, "DUCKDB_LOCK_WAIT_SECONDS", 0.5)
+    try:
+        with pytest.raises(RuntimeError, match="locked by another process.*PostgreSQL warehouse"):
+            urls.make_engine(f"duckdb:///{path}").connect()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_source_error_never_shows_the_password():
+    source = SqlSource(url="postgresql://reader:hunter2@127.0.0.1:1/shop", name="online shop")
+    import sqlalchemy as sa
+
+    with pytest.raises(RuntimeError) as info:
+        source.read(sa.text("SELECT 1"))
+    assert "hunter2" not in str(info.value) and "online shop" in str(info.value)
+    assert "reader:***@" in str(info.value)
