@@ -8,6 +8,7 @@ with the first rule it breaks, and the good lines go on.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Callable
@@ -355,7 +356,6 @@ def _inventory(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, heade
 # inside cells, very long numbers), it returns None and the reference path reads the whole file. Results are the
 # same frames either way (retail_assets_tests/sources/test_pos_parse_arrow.py compares them).
 
-_OTHER_LINE_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # str.splitlines() breaks there as well
 _PLAIN_AMOUNT = {".": r"^[0-9]{1,15}(\.[0-9]{1,2})?$", ",": r"^[0-9]{1,15}(,[0-9]{1,2})?$"}
 _PY_ASCII_SPACE = "[\t\n\x0b\x0c\r\x1c-\x1f ]+"  # what Python's \s matches among ASCII characters
 _MAX_INT_DIGITS = 18  # whole numbers this long always fit int64
@@ -364,6 +364,12 @@ _TIME_FIELDS = {"%Y": (4, 1, 9999), "%m": (2, 1, 12), "%d": (2, 1, 31), "%H": (2
 _STRING = pd.StringDtype("pyarrow")  # .astype("string")
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default for text
 _TEXT = pa.large_string()
+
+
+@functools.cache
+def _no_rejections() -> pd.DataFrame:
+    """An empty rejections frame: its columns and dtypes do not depend on the file."""
+    return _rejections(FileContext("", date.min, None, "", "", ""), [], [], [], [])
 
 
 class _NotSame(Exception):
@@ -384,6 +390,31 @@ def _np(values: pa.Array) -> np.ndarray:
 
 def _empty_to_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(values, ""), pa.scalar(None, _TEXT), values)
+
+
+def _bytes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes) of a large_string array without nulls, offsets starting at 0."""
+    values = pc.cast(values, _TEXT)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset: values.offset + len(values) + 1]
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
+    return offsets - offsets[0], data
+
+
+_ASCII_ALNUM = np.zeros(256, dtype=bool)
+_ASCII_ALNUM[[*range(48, 58), *range(65, 91), *range(97, 123)]] = True
+_ASCII_UPPER = np.arange(256, dtype=np.uint8)
+_ASCII_UPPER[97:123] -= 32
+_PY_SPACE_BYTES = np.zeros(256, dtype=bool)
+_PY_SPACE_BYTES[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # str.isspace() among ASCII characters
+
+
+def _alnum_upper_ascii(values: pa.Array) -> pa.Array:
+    """``normalise_sku`` (drop every character outside [0-9A-Za-z], upper case) for ASCII text, on the bytes."""
+    offsets, data = _bytes(values)
+    keep = _ASCII_ALNUM[data]
+    kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(kept[offsets]),
+                                            pa.py_buffer(_ASCII_UPPER[data[keep]]))
 
 
 def _read_arrow(text: str, layout: Layout) -> tuple[list[str], Callable[[list[str]], pa.Table]] | None:
@@ -415,16 +446,26 @@ def _read_arrow(text: str, layout: Layout) -> tuple[list[str], Callable[[list[st
 def _whole_numbers(raw: pa.Array, signed: bool, ascii_only: bool) -> tuple[np.ndarray, np.ndarray]:
     """(ok, values): cells that fullmatch ``[+-]?\\d+`` (``\\d+``) as pandas matches them, and their int64 value
     (1 elsewhere), as the reference's ``pd.to_numeric(raw.where(ok))`` gives them."""
+    digits = raw
     if ascii_only:  # pandas runs \d through RE2 on ASCII data, where it means [0-9]
-        ok = _np(pc.match_substring_regex(raw, "^[+-]?[0-9]+$" if signed else "^[0-9]+$"))
+        if signed:
+            sign = pc.or_(pc.starts_with(raw, "+"), pc.starts_with(raw, "-"))
+            digits = pc.if_else(sign, pc.utf8_slice_codeunits(raw, 1), raw)
+        ok = _np(pc.ascii_is_decimal(digits))  # one or more of 0-9
     else:
         ok = _series(raw).str.fullmatch(r"[+-]?\d+" if signed else r"\d+").to_numpy(dtype=bool, na_value=False)
     values = np.ones(len(raw), dtype=np.int64)
-    if ok.any():
-        digits = pc.filter(raw, pa.array(ok))
-        if pc.max(pc.utf8_length(digits)).as_py() > _MAX_INT_DIGITS:
+    if ok.all() and ascii_only:
+        if pc.max(pc.binary_length(digits)).as_py() > _MAX_INT_DIGITS:
             raise _NotSame("very long whole number")
-        values[ok] = _np(pc.cast(pc.replace_substring_regex(digits, r"^\+", ""), pa.int64()))
+        values = _np(pc.cast(digits, pa.int64()))
+        if signed:
+            values = np.where(_np(pc.starts_with(raw, "-")), -values, values)
+    elif ok.any():
+        cells = pc.filter(raw, pa.array(ok))
+        if pc.max(pc.utf8_length(cells)).as_py() > _MAX_INT_DIGITS:
+            raise _NotSame("very long whole number")
+        values[ok] = _np(pc.cast(pc.replace_substring_regex(cells, r"^\+", ""), pa.int64()))
     return ok, values
 
 
@@ -477,50 +518,54 @@ def _timestamps(raw: pa.Array, fmt: str) -> np.ndarray | pd.Series:
     """``pd.to_datetime(raw, format=fmt, errors="coerce")``. For a fixed-width numeric ``fmt`` (%Y, %m, %d and
     optionally %H, %M, %S), cells written exactly so with every field in range are computed from their digits;
     the rest go to pandas."""
-    fields, pattern, width = [], "^", 0
+    fields, literal, width = [], {}, 0
     i = 0
     while i < len(fmt):
         part = fmt[i: i + 2]
         if part in _TIME_FIELDS:
             size = _TIME_FIELDS[part][0]
             fields.append((part, width, size))
-            pattern += "[0-9]" * size
             width += size
             i += 2
-        elif fmt[i] == "%":
+        elif fmt[i] == "%" or not fmt[i].isascii():
             return pd.to_datetime(_series(raw), format=fmt, errors="coerce")
         else:
-            pattern += re.escape(fmt[i])
+            literal[width] = ord(fmt[i])
             width += 1
             i += 1
     names = [f for f, _, _ in fields]
     if len(set(names)) != len(names) or not {"%Y", "%m", "%d"} <= set(names):
         return pd.to_datetime(_series(raw), format=fmt, errors="coerce")
     n = len(raw)
-    fixed = _np(pc.match_substring_regex(raw, pattern + "$"))
+    offsets, data = _bytes(raw)
+    fixed = (offsets[1:] - offsets[:-1]) == width
     stamps = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     done = np.zeros(n, dtype=bool)
     if fixed.any():
-        cells = pc.cast(pc.filter(raw, pa.array(fixed)), pa.string())
-        offsets = np.frombuffer(cells.buffers()[1], dtype=np.int32)[cells.offset: cells.offset + len(cells) + 1]
-        chars = np.frombuffer(cells.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
-        digits = chars.reshape(len(cells), width).astype(np.int64) - 48
+        if fixed.all():  # the usual case: the bytes are already an (n, width) matrix
+            chars, rows = data.reshape(n, width), np.arange(n)
+        else:
+            chars, rows = data[offsets[:-1][fixed][:, None] + np.arange(width)], np.flatnonzero(fixed)
+        low = np.array([literal.get(k, 48) for k in range(width)], dtype=np.uint8)
+        high = np.array([literal.get(k, 57) for k in range(width)], dtype=np.uint8)
+        shape = ((chars >= low) & (chars <= high)).all(axis=1)
+        if not shape.all():
+            chars, rows = chars[shape], rows[shape]
         value = {"%H": 0, "%M": 0, "%S": 0}
-        in_range = np.ones(len(cells), dtype=bool)
+        in_range = np.ones(len(chars), dtype=bool)
         for name, start, size in fields:
-            number = np.zeros(len(cells), dtype=np.int64)
-            for k in range(size):
-                number = number * 10 + digits[:, start + k]
+            places = 10 ** np.arange(size - 1, -1, -1, dtype=np.int64)
+            number = (chars[:, start: start + size].astype(np.int64) - 48) @ places
             value[name] = number
-            low, high = _TIME_FIELDS[name][1:]
-            in_range &= (number >= low) & (number <= high)
+            low_value, high_value = _TIME_FIELDS[name][1:]
+            in_range &= (number >= low_value) & (number <= high_value)
         month = (value["%Y"] - 1970) * 12 + np.clip(value["%m"], 1, 12) - 1
         first = month.astype("datetime64[M]").astype("datetime64[D]")
         days = ((month + 1).astype("datetime64[M]").astype("datetime64[D]") - first).astype(np.int64)
         in_range &= value["%d"] <= days
         seconds = ((first.astype(np.int64) + value["%d"] - 1) * 86400 + value["%H"] * 3600 + value["%M"] * 60
                    + value["%S"])
-        where = np.flatnonzero(fixed)[in_range]
+        where = rows[in_range]
         stamps[where] = (seconds[in_range] * 1_000_000).astype("datetime64[us]")
         done[where] = True
     if not done.all():
@@ -561,10 +606,10 @@ def _cumcount(codes: np.ndarray) -> np.ndarray:
 
 
 def _records(body: bytes, rows: np.ndarray) -> list[str]:
-    """The physical lines of data rows ``rows`` (0-based; the header is line 0), as ``str.splitlines`` gives them."""
+    """The physical lines of data rows ``rows`` (0-based; the header is line 0), as ``_physical_lines`` has them."""
     crlf = b"\r" in body
     if crlf and body.count(b"\r") != body.count(b"\r\n"):  # bare CR line ends
-        lines = body.decode("utf-8").splitlines()
+        lines = _physical_lines(body.decode("utf-8"))
         return [lines[i] for i in (rows + 1).tolist()]
     ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10)
     out = []
@@ -604,12 +649,9 @@ def _parse_sales_arrow(text: str, layout: Layout, ctx: FileContext) -> ParsedFil
     headers, extra, rejected = _check_headers(names, layout, ctx, text)
     if rejected is not None:
         return rejected
-    if text.isascii():
-        if any(c in text for c in "\v\f\x1c\x1d\x1e"):
-            return None
-    elif _OTHER_LINE_BREAKS.search(text):
-        return None
-    physical = text.count("\n") + text.count("\r") - text.count("\r\n") + (not text.endswith(("\n", "\r")))
+    physical = text.count("\n") + (not text.endswith(("\n", "\r")))
+    if "\r" in text:
+        physical += text.count("\r") - text.count("\r\n")
     assert layout.sold_at is not None
     wanted = {w.strip().lower() for w in (*layout.columns.values(), *layout.sold_at.columns, layout.sign.column or "",
                                           layout.store_value if layout.store_from == "column" else "") if w}
@@ -706,7 +748,10 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
         f"receipt {r} line {line} appears more than once in the file; the first occurrence was kept"
         for r, line in zip(receipt.take(pa.array(rows)).to_pylist(), line_no[rows].tolist(), strict=True)])
 
-    sku_norm = _empty_to_null(pc.utf8_upper(pc.replace_substring_regex(sku, "[^0-9A-Za-z]+", "")))
+    if ascii_only:
+        sku_norm = _empty_to_null(_alnum_upper_ascii(sku))
+    else:
+        sku_norm = _empty_to_null(pc.utf8_upper(pc.replace_substring_regex(sku, "[^0-9A-Za-z]+", "")))
     rules.add(_np(pc.is_null(sku_norm)), "missing_value", "sku has no letters or digits")
 
     good = rules.free
@@ -719,9 +764,11 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
             f"(over the {ctx.max_rejected_rate:.0%} limit; most common: {sample}); is the store on the right layout?")
 
     line_numbers = np.arange(2, n + 2, dtype=np.int64)
-    records = _records(text.encode("utf-8"), bad_rows) if len(bad_rows) else []
-    rejections = _rejections(ctx, line_numbers[bad_rows], rules.code[bad_rows].tolist(),
-                             rules.reason[bad_rows].tolist(), records)
+    if len(bad_rows):
+        rejections = _rejections(ctx, line_numbers[bad_rows], rules.code[bad_rows].tolist(),
+                                 rules.reason[bad_rows].tolist(), _records(text.encode("utf-8"), bad_rows))
+    else:
+        rejections = _no_rejections().copy()
 
     keep = pa.array(good) if len(bad_rows) else None
     kept_n = n - len(bad_rows)
@@ -733,8 +780,12 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
         card = col("loyalty_card")
         if not ascii_only:
             return normalise_loyalty_card(_series(card)).pipe(lambda s: s[good].reset_index(drop=True))
-        card = pc.replace_substring_regex(pc.utf8_trim_whitespace(card), r"\.0$", "")
-        return text_column(_empty_to_null(pc.utf8_upper(pc.replace_substring_regex(card, _PY_ASCII_SPACE, ""))))
+        card = pc.utf8_trim_whitespace(card)
+        float_like = pc.ends_with(card, ".0")  # r"\.0$": no cell holds a line break here
+        card = pc.if_else(float_like, pc.utf8_slice_codeunits(card, 0, -2), card)
+        if _PY_SPACE_BYTES[_bytes(card)[1]].any():
+            card = pc.replace_substring_regex(card, _PY_ASCII_SPACE, "")
+        return text_column(_empty_to_null(pc.ascii_upper(card)))
 
     rows = pd.DataFrame({
         "business_date": pd.Timestamp(ctx.business_date),

@@ -105,7 +105,7 @@ def test_odd_values_give_the_same_rows_and_reasons(end: str, bom: bool, monkeypa
     standard(GOOD, GOOD.replace("R1", "R2") + ",extra"),  # a line too long
     standard(GOOD, "R2,1,2025-03-03T10:00:00"),  # a line too short
     standard(GOOD, GOOD.replace("HB-1", '"HB\n1"')),  # a line break inside a cell
-    standard(GOOD, GOOD.replace("HB-1", "HB\u20281")),  # a separator str.splitlines() breaks at
+    standard(GOOD, GOOD.replace("HB-1", "HB\u20281")),  # only str.splitlines() breaks here
     standard(GOOD, header=HEADER.replace("cashier_id", "sku")),  # duplicate header
     standard(GOOD + ",", header=HEADER + ","),  # empty header name
     standard(GOOD, header=HEADER.replace("sku", '"sku"')),  # quoted header
