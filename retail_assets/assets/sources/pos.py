@@ -2,18 +2,21 @@
 
 
 from collections import defaultdict
+from collections.abc import Iterator, Sized
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
-from retail_assets.checks import RECONCILED_CHECK, check_spec, combine, schema_check_spec
+from retail_assets.checks import RECONCILED_CHECK, check_spec, combine, schema_check_spec, schema_result, validate_frame
 from retail_assets.layouts import Layout
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import PosDropFolder, Warehouse
 from retail_assets.resources.pos_drop import DropFile, file_hash
+from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_POS_INVENTORY, RAW_POS_SALES, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
 from retail_assets.transforms.pos_parse import FileContext, ParsedFile, lossy_text, parse_pos_file, reject_whole_file
@@ -117,45 +120,57 @@ def choose_files(files: list[DropFile], hashes: dict[str, str]) -> dict[str, tup
     return out
 
 
-def load_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame, run_id: str, asset: str,
-             max_rejected_rate: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(rows, rejections, ledger) for every file of ``kind`` for business date ``day``."""
+def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame, run_id: str, asset: str,
+             max_rejected_rate: float) -> Iterator[tuple[ParsedFile | None, dict[str, object]]]:
+    """(what became of the file, its ledger row) for every file of ``kind`` for business date ``day``.
+
+    One file's bytes and frames are alive at a time: the hashes are taken first (which file wins depends on all
+    of them), then each file is read again and parsed, so a day of ten million lines fits in bounded memory.
+    """
     layouts = pos_drop.layouts()
     files = [f for f in pos_drop.scan(layouts) if f.kind == kind and f.business_date == day]
-    contents = {f.path: pos_drop.read_bytes(f.path) for f in files}
-    hashes = {p: file_hash(b) for p, b in contents.items()}
+    hashes = {f.path: file_hash(pos_drop.read_bytes(f.path)) for f in files}
     decisions = choose_files(files, hashes)
     store_layout = dict(zip(stores["store_code"], stores["pos_layout"], strict=True))
-    rows, rejections, ledger = [], [], []
     for f in files:
         status, reason = decisions[f.path]
         layout = layouts[f.layout]
         ctx = FileContext(f.path, day, f.store_code, hashes[f.path], run_id, asset, max_rejected_rate)
+        data = pos_drop.read_bytes(f.path)
         parsed: ParsedFile | None = None
         if status == "loaded":
             if layout.store_from != "column" and f.store_code not in store_layout:
-                parsed = _reject(contents[f.path], layout, ctx, "unknown_store",
+                parsed = _reject(data, layout, ctx, "unknown_store",
                                  f"file {f.path} is for store {f.store_code}, which is not in stores.csv; add the "
                                  "store to stores.csv (or fix the file name) and the file will load on the next run")
             elif kind == "sales" and layout.store_from == "filename" and store_layout[f.store_code] != layout.name:
-                parsed = _reject(contents[f.path], layout, ctx, "layout_mismatch",
+                parsed = _reject(data, layout, ctx, "layout_mismatch",
                                  f"file {f.path} is named like layout {layout.name} but stores.csv puts store "
                                  f"{f.store_code} on layout {store_layout[f.store_code]}; fix one of them")
             else:
-                parsed = parse_pos_file(contents[f.path], layout, ctx)
+                parsed = parse_pos_file(data, layout, ctx)
                 if layout.store_from == "column" and len(parsed.rows):
                     parsed = _drop_unknown_row_stores(parsed, set(store_layout), ctx)
             if parsed.file_error:
                 status, reason = "rejected", parsed.file_error
             elif parsed.extra_columns:
                 reason = f"schema drift: extra column(s) {', '.join(parsed.extra_columns)} ignored"
-            rows.append(parsed.rows)
-            rejections.append(parsed.rejections)
-        ledger.append({"path": f.path, "content_hash": hashes[f.path], "size": f.size, "mtime": f.mtime,
+        yield parsed, {"path": f.path, "content_hash": hashes[f.path], "size": f.size, "mtime": f.mtime,
                        "kind": kind, "store_code": f.store_code, "business_date": pd.Timestamp(day),
                        "layout": f.layout, "status": status, "reason": reason,
-                       "lines": parsed.lines if parsed else _count_lines(contents[f.path]),
-                       "rows_loaded": len(parsed.rows) if parsed else 0, "run_id": run_id})
+                       "lines": parsed.lines if parsed else _count_lines(data),
+                       "rows_loaded": len(parsed.rows) if parsed else 0, "run_id": run_id}
+
+
+def load_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame, run_id: str, asset: str,
+             max_rejected_rate: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(rows, rejections, ledger) of the whole day at once (``iter_day`` collected; small days and tools)."""
+    rows, rejections, ledger = [], [], []
+    for parsed, entry in iter_day(kind, day, pos_drop, stores, run_id, asset, max_rejected_rate):
+        ledger.append(entry)
+        if parsed is not None:
+            rows.append(parsed.rows)
+            rejections.append(parsed.rejections)
     return concat(rows), concat(rejections), pd.DataFrame(ledger)
 
 
@@ -188,7 +203,7 @@ DRIFT_CHECK = "no_schema_drift"
 COMPLETE_CHECK = "complete"
 
 
-def reconcile_files(ledger: pd.DataFrame, rows: pd.DataFrame, rejected: pd.DataFrame) -> dg.AssetCheckResult:
+def reconcile_files(ledger: pd.DataFrame, rows: Sized, rejected: pd.DataFrame) -> dg.AssetCheckResult:
     """Source lines = raw rows + rejected lines, over the files the day loaded or rejected."""
     counted = ledger[ledger["status"].isin(["loaded", "rejected"])] if len(ledger) else ledger
     lines = int(counted["lines"].sum()) if len(counted) else 0
@@ -222,6 +237,37 @@ def completeness(stores: pd.DataFrame, ledger: pd.DataFrame, day: date) -> dg.As
     )
 
 
+CHUNK_ROWS = 100_000  # rows validated and sent together: bounded memory, pandera's fixed cost per call amortised
+
+
+def _send(spec: TableSpec, append, pending: list[pd.DataFrame], checks: list, day: date) -> int:
+    """Validate the pending frames as one chunk and send it; the chunk's schema result joins ``checks``."""
+    if not pending:
+        return 0
+    rows, failures = validate_frame(spec, concat(pending), day.isoformat())
+    checks.append(failures)
+    pending.clear()
+    return append(rows)
+
+
+def _duplicate_keys(tx, spec: TableSpec, day: date) -> int:
+    """Natural keys repeated within the day, counted by the warehouse (chunks are checked one by one)."""
+    table = tx.conn.dialect.identifier_preparer
+    keys = ", ".join(table.quote(k) for k in spec.natural_key)
+    query = sa.text(f"SELECT COUNT(*) FROM (SELECT {keys} FROM {table.quote(spec.name)} "  # noqa: S608 - spec names
+                    f"WHERE business_date = :day GROUP BY {keys} HAVING COUNT(*) > 1) AS repeated")
+    return int(tx.conn.execute(query, {"day": day}).scalar())
+
+
+def _day_schema_result(spec: TableSpec, chunk_failures: list, duplicates: int, rows: int, day: date
+                       ) -> dg.AssetCheckResult:
+    failures = [f for f in chunk_failures if f is not None]
+    if duplicates:
+        failures.append(pd.DataFrame({"column": ",".join(spec.natural_key), "check": "unique natural key",
+                                      "failure_case": [f"{duplicates} repeated key(s)"], "index": ["-"]}))
+    return schema_result(spec, pd.concat(failures, ignore_index=True) if failures else None, rows, day.isoformat())
+
+
 def _pos_day_asset(spec, kind: str, doc: str):
     checks_of_kind = [
         schema_check_spec(spec),
@@ -243,25 +289,37 @@ def _pos_day_asset(spec, kind: str, doc: str):
         stores = warehouse.read(RAW_STORES, columns=["store_code", "pos_layout", "opened_on", "closed_on"])
         checks, totals = [], defaultdict(int)
         for day in partition_dates(context):
-            rows, rejected, ledger = load_day(kind, day, pos_drop, stores, context.run.run_id, spec.name,
-                                              settings.max_rejected_line_rate)
-            if ledger.empty:
-                ledger = POS_FILE_LEDGER.empty()
-            rows, check = validated(spec, rows, day.isoformat())
-            checks += [check, reconcile_files(ledger, rows, rejected), schema_drift(ledger)]
+            day_checks, rejected, entries, day_rows = [], [], [], 0
+            with warehouse.transaction() as tx:
+                tx.delete(spec, {"business_date": day})
+                with tx.appender(spec) as append:
+                    pending: list[pd.DataFrame] = []
+                    for parsed, entry in iter_day(kind, day, pos_drop, stores, context.run.run_id, spec.name,
+                                                  settings.max_rejected_line_rate):
+                        entries.append(entry)
+                        if parsed is None:
+                            continue
+                        pending.append(parsed.rows)
+                        rejected.append(parsed.rejections)
+                        if sum(len(p) for p in pending) >= CHUNK_ROWS:
+                            day_rows += _send(spec, append, pending, day_checks, day)
+                    day_rows += _send(spec, append, pending, day_checks, day)
+                rejected_day = concat(rejected)
+                ledger = pd.DataFrame(entries) if entries else POS_FILE_LEDGER.empty()
+                tx.replace(REJECTIONS, rejected_day, {"business_date": day, "asset": spec.name})
+                tx.replace(POS_FILE_LEDGER, ledger, {"business_date": day, "kind": kind})
+                duplicates = _duplicate_keys(tx, spec, day)
+            checks += [_day_schema_result(spec, day_checks, duplicates, day_rows, day),
+                       reconcile_files(ledger, range(day_rows), rejected_day), schema_drift(ledger)]
             if kind == "sales":
                 checks.append(completeness(stores, ledger, day))
-            with warehouse.transaction() as tx:
-                tx.replace(spec, rows, {"business_date": day})
-                tx.replace(REJECTIONS, rejected, {"business_date": day, "asset": spec.name})
-                tx.replace(POS_FILE_LEDGER, ledger, {"business_date": day, "kind": kind})
-            totals["rows"] += len(rows)
-            totals["rejected_lines"] += len(rejected)
+            totals["rows"] += day_rows
+            totals["rejected_lines"] += len(rejected_day)
             totals["files"] += len(ledger)
             for status in ("duplicate", "superseded", "rejected"):
-                totals[f"files_{status}"] += int((ledger.get("status", pd.Series(dtype=str)) == status).sum())
-            context.log.info(f"{spec.name} {day}: {len(rows)} rows from {len(ledger)} file(s), "
-                             f"{len(rejected)} line(s) rejected")
+                totals[f"files_{status}"] += int((ledger["status"] == status).sum())
+            context.log.info(f"{spec.name} {day}: {day_rows} rows from {len(ledger)} file(s), "
+                             f"{len(rejected_day)} line(s) rejected")
         return dg.MaterializeResult(
             metadata={"dagster/row_count": totals["rows"], **{k: v for k, v in totals.items() if k != "rows"}},
             check_results=combine(checks),
