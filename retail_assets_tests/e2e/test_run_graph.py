@@ -160,21 +160,24 @@ def test_a_failed_load_leaves_the_previous_state(loaded: dict, monkeypatch: pyte
     before = wh.query("SELECT sale_line_id, net_amount, run_id FROM fact_sales WHERE business_date = :d "
                       "ORDER BY sale_line_id", d=date.fromisoformat(day))
     assert len(before) > 0
-    original = WarehouseTx.append
+    original = WarehouseTx.delete
+    deleted = []
 
-    def failing_append(self: WarehouseTx, spec, df):
+    def delete_then_fail(self: WarehouseTx, spec, where):
+        count = original(self, spec, where)
         if spec is FACT_SALES:
             left = self.conn.execute(sa.text("SELECT COUNT(*) FROM fact_sales WHERE business_date = :d"),
                                      {"d": date.fromisoformat(day)}).scalar()
-            assert left == 0  # the old rows are already deleted inside this transaction
+            deleted.append((count, left))
             raise RuntimeError("disk full (simulated)")
-        return original(self, spec, df)
+        return count
 
-    monkeypatch.setattr(WarehouseTx, "append", failing_append)
+    monkeypatch.setattr(WarehouseTx, "delete", delete_then_fail)
     result = defs.resolve_job_def(DAILY_JOB).execute_in_process(instance=dg.DagsterInstance.get(), partition_key=day,
                                                                 raise_on_error=False)
     assert not result.success
-    monkeypatch.setattr(WarehouseTx, "append", original)
+    assert deleted == [(len(before), 0)]  # the old rows were gone inside the transaction when it failed
+    monkeypatch.setattr(WarehouseTx, "delete", original)
     after = wh.query("SELECT sale_line_id, net_amount, run_id FROM fact_sales WHERE business_date = :d "
                      "ORDER BY sale_line_id", d=date.fromisoformat(day))
     pd.testing.assert_frame_equal(before, after)
