@@ -1,0 +1,613 @@
+"""Load benchmark of the POS path: one business day of N sales lines, loaded by the platform and by the usual
+alternatives, against the limit of the database itself.
+
+    .venv/bin/python bench/run.py [--lines 1000000] [--stores 200] [--runs 3] [--scales 1000000,3000000,10000000]
+                                  [--quick] [--only NAME,...] [--out bench/RESULTS.md]
+
+Every measurement runs in a fresh Python process (``--child``); the parent times nothing itself but reads the
+child's own report (seconds of the measured work, after imports and setup) and the child's peak resident memory
+(``os.wait4``'s ``ru_maxrss``: the whole process, imports included; the database server's memory is not in it).
+Results go to ``bench/RESULTS.md`` as markdown tables and to standard output; the last line printed is
+``end_to_end_vs_copy=X.XX``. See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path[:0] = [str(BENCH), str(REPO)]
+
+DAY = date(2025, 3, 3)
+PG_URL = os.environ.get("RETAIL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/retail_bench")
+TYPED_COLUMNS = {
+    "receipt_id": "text", "line_no": "integer", "sold_at": "timestamp", "register_id": "text", "cashier_id": "text",
+    "sku": "text", "quantity": "integer", "unit_price": "numeric(14,2)", "discount": "numeric(14,2)",
+    "loyalty_card": "text", "payment_method": "text",
+}
+PLATFORM_TABLES = ("raw_stores", "raw_pos_sales", "rejections", "pos_file_ledger", "fact_sales")
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    label: str
+    engine: str  # "postgres" or "duckdb"
+    role: str  # "limit", "alternative", "platform", "detail"
+    needs: str = ""  # an importable module it needs ("dlt")
+
+
+MEASURES = [
+    Measure("pg_copy_typed", "PostgreSQL `COPY` into a typed, unindexed table (**the limit**)", "postgres", "limit"),
+    Measure("pg_copy_text", "PostgreSQL `COPY` into an all-text, unindexed table", "postgres", "detail"),
+    Measure("pandas_to_sql", "pandas `read_csv` + `DataFrame.to_sql` (method=None, per file)", "postgres",
+            "alternative"),
+    Measure("dlt", "dlt: pyarrow `read_csv` + `pipeline.run(arrow_table)` (default loader)", "postgres",
+            "alternative", needs="dlt"),
+    Measure("platform_parse", "platform: `load_day` only (scan, hash, parse, validate lines; no database)",
+            "postgres", "detail"),
+    Measure("platform_raw", "platform: `raw_stores` + `raw_pos_sales` via `dg.materialize`", "postgres", "platform"),
+    Measure("platform_raw_streamed", "prototype (bench/streamed.py): `raw_pos_sales` landed file by file, one "
+            "open COPY", "postgres", "detail"),
+    Measure("platform_e2e", "platform: raw through `fact_sales` via `dg.materialize`", "postgres", "platform"),
+    Measure("duckdb_read_csv", "DuckDB `read_csv` into a typed table (**the DuckDB limit**)", "duckdb", "limit"),
+    Measure("duckdb_platform_raw", "platform: `raw_stores` + `raw_pos_sales` via `dg.materialize`", "duckdb",
+            "platform"),
+    Measure("duckdb_platform_raw_streamed", "prototype (bench/streamed.py): `raw_pos_sales` landed file by file",
+            "duckdb", "detail"),
+    Measure("duckdb_platform_e2e", "platform: raw through `fact_sales` via `dg.materialize`", "duckdb", "platform"),
+]
+BY_NAME = {m.name: m for m in MEASURES}
+SCALED = ["pg_copy_typed", "platform_raw", "platform_raw_streamed", "platform_e2e"]
+QUICK = ["pg_copy_typed", "pandas_to_sql", "platform_raw", "platform_e2e", "duckdb_read_csv", "duckdb_platform_raw"]
+
+
+# --- the measured work, one per child process ----------------------------------------------------------------------
+
+def _files(data: Path) -> list[Path]:
+    return sorted((data / "pos_drop" / "sales").glob("sales_*.csv"))
+
+
+def _pg_conn(url: str):
+    import psycopg
+    import sqlalchemy as sa
+
+    u = sa.make_url(url)
+    return psycopg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
+                           password=u.password, dbname=u.database, autocommit=False)
+
+
+def _pg_reset(url: str, tables: list[str]) -> None:
+    with _pg_conn(url) as conn:
+        for t in tables:
+            conn.execute(f'DROP TABLE IF EXISTS "{t}" CASCADE')
+        conn.execute("DROP SCHEMA IF EXISTS bench_dlt CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS bench_dlt_staging CASCADE")
+        conn.commit()
+    with _pg_conn(url) as conn:  # VACUUM cannot run in a transaction
+        conn.autocommit = True
+        conn.execute("CHECKPOINT")
+
+
+def child_pg_copy(data: Path, url: str, typed: bool) -> dict:
+    table = "bench_copy_typed" if typed else "bench_copy_text"
+    _pg_reset(url, [table])
+    cols = ", ".join(f'"{c}" {t if typed else "text"}' for c, t in TYPED_COLUMNS.items())
+    files = _files(data)
+    start = time.perf_counter()
+    with _pg_conn(url) as conn:
+        conn.execute(f'CREATE TABLE "{table}" ({cols})')
+        with conn.cursor() as cur:
+            for path in files:
+                with cur.copy(f'COPY "{table}" FROM STDIN (FORMAT csv, HEADER true)') as copy, path.open("rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        copy.write(chunk)
+        conn.commit()
+    seconds = time.perf_counter() - start
+    with _pg_conn(url) as conn:
+        rows = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    return {"seconds": seconds, "rows": rows}
+
+
+def child_pandas_to_sql(data: Path, url: str) -> dict:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    _pg_reset(url, ["bench_pandas"])
+    engine = sa.create_engine(url)
+    files = _files(data)
+    start = time.perf_counter()
+    rows = 0
+    with engine.begin() as conn:
+        for path in files:
+            frame = pd.read_csv(path)
+            frame.to_sql("bench_pandas", conn, if_exists="append", index=False)
+            rows += len(frame)
+    seconds = time.perf_counter() - start
+    engine.dispose()
+    return {"seconds": seconds, "rows": rows}
+
+
+def child_dlt(data: Path, url: str, workdir: Path) -> dict:
+    import dlt
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import sqlalchemy as sa
+
+    _pg_reset(url, [])
+    u = sa.make_url(url)
+    # dlt insists on a password; a trust-auth server ignores it
+    credentials = (f"postgresql://{u.username or 'postgres'}:{u.password or 'unused'}@{u.host or '127.0.0.1'}:"
+                   f"{u.port or 5432}/{u.database}")
+    os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
+    pipeline = dlt.pipeline(pipeline_name="retail_bench", destination=dlt.destinations.postgres(credentials),
+                            dataset_name="bench_dlt", pipelines_dir=str(workdir / "dlt"))
+    files = _files(data)
+    start = time.perf_counter()
+    table = pa.concat_tables([pacsv.read_csv(p) for p in files], promote_options="permissive")
+    pipeline.run(table, table_name="pos_sales", write_disposition="append")
+    seconds = time.perf_counter() - start
+    with _pg_conn(url) as conn:
+        rows = conn.execute("SELECT count(*) FROM bench_dlt.pos_sales").fetchone()[0]
+    return {"seconds": seconds, "rows": rows}
+
+
+def _platform_env(data: Path, url: str, workdir: Path) -> None:
+    os.environ.update({
+        "RETAIL_POS_DROP_DIR": str(data / "pos_drop"),
+        "RETAIL_ONLINE_STORE_URL": f"sqlite:///{data / 'online_store.db'}",
+        "RETAIL_CRM_URL": f"sqlite:///{data / 'crm.db'}",
+        "RETAIL_POS_LAYOUTS_DIR": str(workdir / "no_layouts"),
+        "RETAIL_WAREHOUSE_URL": url,
+        "DAGSTER_HOME": str(workdir / "dagster_home"),
+        "RETAIL_PARTITION_START": "2025-01-01",
+    })
+    (workdir / "dagster_home").mkdir(parents=True, exist_ok=True)
+
+
+def _has_fact_sales() -> bool:
+    """Whether someone has added the fact_sales asset to the definitions yet."""
+    import dagster as dg
+
+    try:
+        from retail_assets import definitions
+    except Exception:  # noqa: BLE001 - a half-written module elsewhere must not break the benchmark
+        return False
+    return dg.AssetKey("fact_sales") in definitions.defs.resolve_asset_graph().get_all_asset_keys()
+
+
+def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, streamed: bool = False) -> dict:
+    _platform_env(data, url, workdir)
+    if url.startswith("postgresql"):
+        _pg_reset(url, list(PLATFORM_TABLES))
+    import dagster as dg
+
+    from retail_assets.assets.sources.pos import raw_pos_sales, raw_stores
+    from retail_assets.resources import PosDropFolder, Warehouse
+
+    resources = {"pos_drop": PosDropFolder(path=str(data / "pos_drop")), "warehouse": Warehouse(url=url)}
+    assets = [raw_stores, raw_pos_sales]
+    if streamed:
+        from streamed import raw_pos_sales_streamed
+
+        assets = [raw_stores, raw_pos_sales_streamed]
+    if end_to_end:
+        if not _has_fact_sales():
+            return {"skipped": "no fact_sales asset in the definitions yet"}
+        from retail_assets import definitions
+
+        start = time.perf_counter()
+        result = dg.materialize(list(definitions.defs.assets or []), partition_key=DAY.isoformat(),
+                                selection=dg.AssetSelection.assets("fact_sales").upstream(),
+                                resources={**definitions.resources, **resources}, raise_on_error=False)
+    else:
+        start = time.perf_counter()
+        result = dg.materialize(assets, partition_key=DAY.isoformat(), resources=resources)
+    seconds = time.perf_counter() - start
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        return {"error": f"materialize failed at {', '.join(map(str, failed)) or '?'}"}
+    wh = Warehouse(url=url)
+    rows = int(wh.scalar("SELECT count(*) FROM raw_pos_sales"))
+    rejected = int(wh.scalar("SELECT count(*) FROM rejections WHERE asset = 'raw_pos_sales'"))
+    out = {"seconds": seconds, "rows": rows, "rejected": rejected}
+    if end_to_end:
+        out["fact_rows"] = int(wh.scalar("SELECT count(*) FROM fact_sales"))
+    wh.dispose()
+    return out
+
+
+def child_platform_parse(data: Path, workdir: Path) -> dict:
+    _platform_env(data, "duckdb:///" + str(workdir / "unused.duckdb"), workdir)
+    import pandas as pd
+
+    from retail_assets.assets.common import validated
+    from retail_assets.assets.sources.pos import load_day
+    from retail_assets.resources import PosDropFolder
+    from retail_assets.schemas.sources import RAW_POS_SALES
+
+    drop = PosDropFolder(path=str(data / "pos_drop"))
+    stores = pd.read_csv(data / "pos_drop" / "stores.csv", dtype=str)[["store_code", "pos_layout"]]
+    start = time.perf_counter()
+    rows, rejected, ledger = load_day("sales", DAY, drop, stores, "bench", "raw_pos_sales", 0.5)
+    parsed = time.perf_counter() - start
+    rows, _ = validated(RAW_POS_SALES, rows, DAY.isoformat())
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": len(rows), "rejected": len(rejected), "parse_seconds": parsed,
+            "validate_seconds": seconds - parsed}
+
+
+def child_duckdb_read_csv(data: Path, workdir: Path) -> dict:
+    import duckdb
+
+    path = workdir / "bench_read_csv.duckdb"
+    path.unlink(missing_ok=True)
+    columns = "{" + ", ".join(f"'{c}': '{t.upper()}'" for c, t in TYPED_COLUMNS.items()) + "}"
+    glob = str(data / "pos_drop" / "sales" / "sales_*.csv")
+    start = time.perf_counter()
+    con = duckdb.connect(str(path))
+    con.execute(f"CREATE TABLE pos_sales AS SELECT * FROM read_csv('{glob}', header = true, columns = {columns})")
+    con.close()
+    seconds = time.perf_counter() - start
+    con = duckdb.connect(str(path))
+    rows = con.execute("SELECT count(*) FROM pos_sales").fetchone()[0]
+    con.close()
+    return {"seconds": seconds, "rows": rows}
+
+
+def run_child(args: argparse.Namespace) -> None:
+    data, workdir, name = Path(args.data), Path(args.workdir), args.child
+    duck_url = "duckdb:///" + str(workdir / "warehouse.duckdb")
+    if name.startswith("duckdb_platform"):
+        (workdir / "warehouse.duckdb").unlink(missing_ok=True)
+    work = {
+        "pg_copy_typed": lambda: child_pg_copy(data, args.pg_url, typed=True),
+        "pg_copy_text": lambda: child_pg_copy(data, args.pg_url, typed=False),
+        "pandas_to_sql": lambda: child_pandas_to_sql(data, args.pg_url),
+        "dlt": lambda: child_dlt(data, args.pg_url, workdir),
+        "platform_parse": lambda: child_platform_parse(data, workdir),
+        "platform_raw": lambda: child_platform(data, args.pg_url, workdir, end_to_end=False),
+        "platform_raw_streamed": lambda: child_platform(data, args.pg_url, workdir, False, streamed=True),
+        "platform_e2e": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True),
+        "duckdb_read_csv": lambda: child_duckdb_read_csv(data, workdir),
+        "duckdb_platform_raw": lambda: child_platform(data, duck_url, workdir, end_to_end=False),
+        "duckdb_platform_raw_streamed": lambda: child_platform(data, duck_url, workdir, False, streamed=True),
+        "duckdb_platform_e2e": lambda: child_platform(data, duck_url, workdir, end_to_end=True),
+    }[name]
+    cpu = time.process_time()
+    out = work()
+    out["cpu_seconds"] = time.process_time() - cpu
+    print("BENCH_RESULT " + json.dumps(out), flush=True)
+
+
+# --- the parent: data, child processes, tables ---------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    measure: Measure
+    lines: int
+    seconds: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.seconds) if self.seconds else None
+
+    @property
+    def peak_mb(self) -> float | None:
+        return max(self.rss_mb) if self.rss_mb else None
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a running process, from /proc (0 where there is no /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def spawn(name: str, data: Path, workdir: Path, pg_url: str, timeout: float, mem_cap_mb: float) -> tuple[dict, float]:
+    """(the child's report, its peak RSS in MB); a child over the memory cap or the time limit is stopped."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--data", str(data), "--workdir",
+           str(workdir), "--pg-url", pg_url]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=workdir)
+    killed: list[str] = []
+
+    def watch() -> None:
+        started = time.monotonic()
+        while proc.poll() is None:
+            rss = _rss_mb(proc.pid)
+            if rss > mem_cap_mb:
+                killed.append(f"stopped at {rss:,.0f} MB resident (cap {mem_cap_mb:,.0f} MB)")
+                proc.kill()
+                return
+            if time.monotonic() - started > timeout:
+                killed.append(f"stopped after {timeout:.0f} s")
+                proc.kill()
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    out_chunks: list[str] = []
+    err_chunks: list[str] = []
+    readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()), daemon=True)
+               for s, b in ((proc.stdout, out_chunks), (proc.stderr, err_chunks))]
+    for r in readers:
+        r.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for r in readers:
+        r.join()
+    rss_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    stdout = "".join(out_chunks)
+    report = next((json.loads(line.split(" ", 1)[1]) for line in stdout.splitlines()
+                   if line.startswith("BENCH_RESULT ")), None)
+    if report is not None and "error" in report:
+        return report, rss_mb
+    if report is None:
+        tail = "".join(err_chunks).strip().splitlines()[-3:]
+        reason = killed[0] if killed else f"exit {proc.returncode}: {' | '.join(tail)[-400:]}"
+        return {"error": reason}, rss_mb
+    return report, rss_mb
+
+
+def pg_available(url: str) -> str | None:
+    """None when PostgreSQL answers (the benchmark database is created if missing), else why not."""
+    import psycopg
+    import sqlalchemy as sa
+
+    u = sa.make_url(url)
+    try:
+        with psycopg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
+                             password=u.password, dbname="postgres", autocommit=True, connect_timeout=5) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (u.database,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{u.database}"')
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GB RAM, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in ("dagster", "pandas", "pyarrow", "sqlalchemy", "psycopg", "duckdb", "pandera", "dlt"):
+        with contextlib.suppress(PackageNotFoundError):
+            out.append(f"{pkg} {version(pkg)}")
+    return ", ".join(out)
+
+
+def pg_version(url: str) -> str:
+    try:
+        with _pg_conn(url) as conn:
+            return conn.execute("SHOW server_version").fetchone()[0]
+    except Exception:  # noqa: BLE001
+        return "unavailable"
+
+
+def fmt_seconds(s: float | None) -> str:
+    return "-" if s is None else f"{s:.2f}"
+
+
+def main_table(outcomes: list[Outcome], limits: dict[str, float | None], runs: int) -> list[str]:
+    lines = ["| measurement | engine | seconds (median) | lines/s | peak RSS MB | vs limit | note |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for o in outcomes:
+        m = o.measure
+        limit = limits.get(m.engine)
+        if o.median is None:
+            lines.append(f"| {m.label} | {m.engine} | - | - | - | - | {o.error or 'not run'} |")
+            continue
+        ratio = f"{o.median / limit:.2f}x" if limit else "-"
+        note = [f"{len(o.seconds)} run(s): " + ", ".join(f"{s:.2f}" for s in o.seconds)]
+        for key in ("rejected", "fact_rows", "parse_seconds", "validate_seconds"):
+            if key in o.extra:
+                value = o.extra[key]
+                note.append(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value:,}")
+        if "cpu_seconds" in o.extra:
+            note.append(f"cpu {o.extra['cpu_seconds']:.2f} s")
+        lines.append(f"| {m.label} | {m.engine} | {o.median:.2f} | {o.lines / o.median:,.0f} | "
+                     f"{o.peak_mb:,.0f} | {ratio} | {'; '.join(note)} |")
+    return lines
+
+
+def measure(names: list[str], data: Path, lines: int, runs: int, args: argparse.Namespace, workdir: Path,
+            log) -> list[Outcome]:
+    outcomes = []
+    for name in names:
+        m = BY_NAME[name]
+        o = Outcome(m, lines)
+        for i in range(runs):
+            report, rss = spawn(name, data, workdir, args.pg_url, args.timeout, args.mem_cap_gb * 1024)
+            if "error" in report or "skipped" in report:
+                o.error = report.get("error") or report.get("skipped")
+                o.rss_mb.append(rss)
+                break
+            o.seconds.append(report["seconds"])
+            o.rss_mb.append(rss)
+            o.extra = report
+            log(f"  {name} run {i + 1}/{runs}: {report['seconds']:.2f} s, {report.get('rows', 0):,} rows, "
+                f"peak {rss:,.0f} MB")
+        if o.error:
+            log(f"  {name}: {o.error}")
+        outcomes.append(o)
+    return outcomes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="POS load benchmark (see bench/README.md)")
+    parser.add_argument("--lines", type=int, default=1_000_000, help="sales lines in the business day")
+    parser.add_argument("--stores", type=int, default=200, help="stores, one file each")
+    parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is reported")
+    parser.add_argument("--scales", default="", help="comma-separated line counts for the scaling table, e.g. "
+                                                     "1000000,3000000,10000000 (one run each)")
+    parser.add_argument("--quick", action="store_true", help="20,000 lines, 20 stores, 1 run, no scaling: CI")
+    parser.add_argument("--only", default="", help="comma-separated measurement names (default: all)")
+    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument("--data-dir", type=Path, default=None, help="where to generate (default: a temp dir)")
+    parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds before a measurement is stopped")
+    parser.add_argument("--mem-cap-gb", type=float, default=12, help="resident memory before one is stopped")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run_child(args)
+        return
+    if args.quick:
+        args.lines, args.stores, args.runs, args.scales = 20_000, 20, 1, ""
+
+    import importlib.util
+
+    def generate(out: Path, lines: int, stores: int, day: date) -> dict:
+        """In a child process, so that this one stays small: a child's peak RSS counts its parent's at fork."""
+        cmd = [sys.executable, str(BENCH / "gen.py"), str(out), "--lines", str(lines), "--stores", str(stores),
+               "--day", day.isoformat(), *(["--catalog", "2000", "--contacts", "2000"] if args.quick else [])]
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    default = QUICK if args.quick else [m.name for m in MEASURES]
+    names = [n for n in (args.only.split(",") if args.only else default) if n]
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        parser.error(f"unknown measurement(s) {unknown}; known: {', '.join(BY_NAME)}")
+    missing = {m.name: m.needs for m in MEASURES if m.needs and importlib.util.find_spec(m.needs) is None}
+    pg_problem = pg_available(args.pg_url)
+    skipped: dict[str, str] = {}
+    for n in names:
+        if n in missing:
+            skipped[n] = f"{missing[n]} is not installed (pip install -e '.[bench]')"
+        elif BY_NAME[n].engine == "postgres" and pg_problem:
+            skipped[n] = f"PostgreSQL unavailable: {pg_problem}"
+
+    root = Path(args.data_dir or tempfile.mkdtemp(prefix="retail_bench_"))
+    workdir = root / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()
+    started = datetime.now()
+    log(f"machine: {machine()}")
+    log(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    log(f"generating {args.lines:,} lines in {args.stores} store files for {DAY} under {root}")
+    t = time.perf_counter()
+    manifest = generate(root / f"day_{args.lines}", args.lines, args.stores, DAY)
+    log(f"  {manifest['files']} files, {manifest['bytes'] / 2**20:,.1f} MB in {time.perf_counter() - t:.1f} s")
+    data = root / f"day_{args.lines}"
+
+    run_names = [n for n in names if n not in skipped]
+    outcomes = measure(run_names, data, args.lines, args.runs, args, workdir, log)
+    by_name = {o.measure.name: o for o in outcomes}
+    for n in names:
+        if n in skipped:
+            by_name[n] = Outcome(BY_NAME[n], args.lines, error=skipped[n])
+    ordered = [by_name[n] for n in names]
+    limits = {"postgres": by_name.get("pg_copy_typed", Outcome(BY_NAME["pg_copy_typed"], 0)).median,
+              "duckdb": by_name.get("duckdb_read_csv", Outcome(BY_NAME["duckdb_read_csv"], 0)).median}
+
+    scale_rows: list[str] = []
+    scales = [int(s) for s in args.scales.split(",") if s.strip()]
+    if scales:
+        scale_rows = ["| lines | measurement | seconds | lines/s | peak RSS MB | vs COPY | note |",
+                      "|---:|---|---:|---:|---:|---:|---|"]
+        scale_names = [n for n in SCALED if n in names and n not in skipped]
+        for n_lines in scales:
+            log(f"scale {n_lines:,} lines")
+            if n_lines == args.lines:
+                sdata = data
+            else:
+                sdata = root / f"day_{n_lines}"
+                generate(sdata, n_lines, args.stores, DAY)
+            results = measure(scale_names, sdata, n_lines, 1, args, workdir, log)
+            base = {r.measure.engine: r.median for r in results if r.measure.role == "limit"}
+            for r in results:
+                if r.median is None:
+                    if r.error and "fact_sales" not in (r.error or ""):
+                        scale_rows.append(f"| {n_lines:,} | {r.measure.name} | - | - | "
+                                          f"{r.peak_mb or 0:,.0f} | - | {r.error} |")
+                    continue
+                limit = base.get(r.measure.engine)
+                scale_rows.append(f"| {n_lines:,} | {r.measure.name} | {r.median:.2f} | {n_lines / r.median:,.0f} | "
+                                  f"{r.peak_mb:,.0f} | {f'{r.median / limit:.2f}x' if limit else '-'} | "
+                                  f"cpu {r.extra.get('cpu_seconds', 0):.2f} s |")
+            if sdata != data and not args.data_dir:
+                shutil.rmtree(sdata, ignore_errors=True)
+
+    e2e = by_name.get("platform_e2e")
+    raw = by_name.get("platform_raw")
+    copy = limits["postgres"]
+    basis = "platform_e2e" if e2e and e2e.median else "platform_raw"
+    numerator = (e2e.median if e2e and e2e.median else raw.median if raw else None)
+    if copy is None or numerator is None:  # no PostgreSQL: the DuckDB pair stands in
+        duck = by_name.get("duckdb_platform_e2e")
+        duck = duck if duck and duck.median else by_name.get("duckdb_platform_raw")
+        numerator, copy = (duck.median if duck else None), limits["duckdb"]
+        basis = f"{duck.measure.name if duck else 'duckdb_platform_raw'} vs duckdb_read_csv (no PostgreSQL)"
+    ratio = numerator / copy if numerator and copy else float("nan")
+
+    header = [
+        "# POS load benchmark results",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M}",
+        f"- machine: {machine()}",
+        f"- load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other work shares this machine)",
+        f"- PostgreSQL {pg_version(args.pg_url)} on {args.pg_url.split('@')[-1]}; {versions()}",
+        f"- day {DAY}: N = {args.lines:,} lines in {manifest['files']} files ({manifest['bytes'] / 2**20:,.1f} MB),"
+        f" {args.runs} run(s) per measurement, median shown; command: `{' '.join(['bench/run.py', *sys.argv[1:]])}`",
+        f"- end_to_end_vs_copy: {basis} / pg_copy_typed" if "vs duckdb" not in basis else f"- ratio: {basis}",
+        "",
+    ]
+    table = main_table(ordered, limits, args.runs)
+    body = [*header, "## One business day", "", *table, ""]
+    if scale_rows:
+        body += ["## Scaling (one run each)", "", *scale_rows, ""]
+    text = "\n".join(body)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not args.quick or args.out != BENCH / "RESULTS.md":
+        args.out.write_text(text + f"\nend_to_end_vs_copy={ratio:.2f}\n")
+    print(text)
+    if not args.data_dir:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"end_to_end_vs_copy={ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The load benchmark still runs: ``bench/run.py --quick`` end to end, on the real PostgreSQL and DuckDB.
+
+A benchmark reports numbers, it does not pass or fail on them: this only checks that every measurement ran and
+that the report has its shape (the results table and the closing ``end_to_end_vs_copy=`` line).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.usefixtures("pg_admin")
+def test_quick_benchmark_prints_its_table_and_ratio(tmp_path: Path):
+    out = tmp_path / "RESULTS.md"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert re.fullmatch(r"end_to_end_vs_copy=\d+\.\d\d", lines[-1]), lines[-5:]
+    rows = [line for line in lines if re.match(r"\| .+ \| (postgres|duckdb) \| \d+\.\d\d \| [\d,]+ \| [\d,]+ \|", line)]
+    names = "\n".join(rows)
+    for label in ("COPY", "to_sql", "raw_pos_sales", "fact_sales", "DuckDB `read_csv`"):
+        assert label in names, f"no timed row for {label}:\n{done.stdout[-3000:]}"
+    assert out.read_text().strip().splitlines()[-1] == lines[-1]
