@@ -62,18 +62,14 @@ MEASURES = [
     Measure("platform_parse", "platform: `load_day` only (scan, hash, parse, validate lines; no database)",
             "postgres", "detail"),
     Measure("platform_raw", "platform: `raw_stores` + `raw_pos_sales` via `dg.materialize`", "postgres", "platform"),
-    Measure("platform_raw_streamed", "prototype (bench/streamed.py): `raw_pos_sales` landed file by file, one "
-            "open COPY", "postgres", "detail"),
     Measure("platform_e2e", "platform: raw through `fact_sales` via `dg.materialize`", "postgres", "platform"),
     Measure("duckdb_read_csv", "DuckDB `read_csv` into a typed table (**the DuckDB limit**)", "duckdb", "limit"),
     Measure("duckdb_platform_raw", "platform: `raw_stores` + `raw_pos_sales` via `dg.materialize`", "duckdb",
             "platform"),
-    Measure("duckdb_platform_raw_streamed", "prototype (bench/streamed.py): `raw_pos_sales` landed file by file",
-            "duckdb", "detail"),
     Measure("duckdb_platform_e2e", "platform: raw through `fact_sales` via `dg.materialize`", "duckdb", "platform"),
 ]
 BY_NAME = {m.name: m for m in MEASURES}
-SCALED = ["pg_copy_typed", "platform_raw", "platform_raw_streamed", "platform_e2e"]
+SCALED = ["pg_copy_typed", "platform_raw", "platform_e2e"]
 QUICK = ["pg_copy_typed", "pandas_to_sql", "platform_raw", "platform_e2e", "duckdb_read_csv", "duckdb_platform_raw"]
 
 
@@ -191,7 +187,7 @@ def _has_fact_sales() -> bool:
     return dg.AssetKey("fact_sales") in definitions.defs.resolve_asset_graph().get_all_asset_keys()
 
 
-def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, streamed: bool = False) -> dict:
+def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool) -> dict:
     _platform_env(data, url, workdir)
     if url.startswith("postgresql"):
         _pg_reset(url, list(PLATFORM_TABLES))
@@ -202,10 +198,6 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, stream
 
     resources = {"pos_drop": PosDropFolder(path=str(data / "pos_drop")), "warehouse": Warehouse(url=url)}
     assets = [raw_stores, raw_pos_sales]
-    if streamed:
-        from streamed import raw_pos_sales_streamed
-
-        assets = [raw_stores, raw_pos_sales_streamed]
     if end_to_end:
         if not _has_fact_sales():
             return {"skipped": "no fact_sales asset in the definitions yet"}
@@ -282,11 +274,9 @@ def run_child(args: argparse.Namespace) -> None:
         "dlt": lambda: child_dlt(data, args.pg_url, workdir),
         "platform_parse": lambda: child_platform_parse(data, workdir),
         "platform_raw": lambda: child_platform(data, args.pg_url, workdir, end_to_end=False),
-        "platform_raw_streamed": lambda: child_platform(data, args.pg_url, workdir, False, streamed=True),
         "platform_e2e": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True),
         "duckdb_read_csv": lambda: child_duckdb_read_csv(data, workdir),
         "duckdb_platform_raw": lambda: child_platform(data, duck_url, workdir, end_to_end=False),
-        "duckdb_platform_raw_streamed": lambda: child_platform(data, duck_url, workdir, False, streamed=True),
         "duckdb_platform_e2e": lambda: child_platform(data, duck_url, workdir, end_to_end=True),
     }[name]
     cpu = time.process_time()
