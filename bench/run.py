@@ -323,10 +323,11 @@ def spawn(name: str, data: Path, workdir: Path, pg_url: str, timeout: float, mem
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=workdir)
     killed: list[str] = []
+    done = threading.Event()  # proc.poll() here would reap the child before os.wait4 can read its rusage
 
     def watch() -> None:
         started = time.monotonic()
-        while proc.poll() is None:
+        while not done.is_set():
             rss = _rss_mb(proc.pid)
             if rss > mem_cap_mb:
                 killed.append(f"stopped at {rss:,.0f} MB resident (cap {mem_cap_mb:,.0f} MB)")
@@ -347,6 +348,7 @@ def spawn(name: str, data: Path, workdir: Path, pg_url: str, timeout: float, mem
     for r in readers:
         r.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
     for r in readers:
         r.join()
