@@ -49,13 +49,13 @@ def validate_frame(spec: TableSpec, df: pd.DataFrame, partition: str | None = No
     if spec.natural_key and len(out):
         dup = out.duplicated(list(spec.natural_key), keep=False)
         if dup.any():
-            sample = out.loc[dup, list(spec.natural_key)].head(MAX_SAMPLE)
+            repeated = out.loc[dup, list(spec.natural_key)]
             failures.append(pd.DataFrame({
                 "column": ",".join(spec.natural_key),
                 "check": "unique natural key",
-                "failure_case": sample.astype(str).agg("|".join, axis=1),
-                "index": sample.index.astype(str),
-            }).reindex(range(int(dup.sum())), fill_value="duplicate"))
+                "failure_case": repeated.astype(str).agg("|".join, axis=1),
+                "index": repeated.index.astype(str),
+            }))
     if partition and spec.partition_column and len(out):
         stray = pd.to_datetime(out[spec.partition_column]).dt.normalize() != pd.Timestamp(partition)
         if stray.any():

@@ -79,7 +79,8 @@ class WarehouseTx:
         elif backend == "duckdb":
             self._insert_duckdb(spec, table, df)
         else:
-            records = spec.conform(df).astype(object).where(spec.conform(df).notna(), None).to_dict("records")
+            frame = spec.conform(df)
+            records = frame.astype(object).where(frame.notna(), None).to_dict("records")
             self.conn.execute(table.insert(), records)
         return len(df)
 

@@ -41,14 +41,12 @@ UNKNOWN_PRODUCT_LIMIT = 0.05
 CHUNK_ROWS = 200_000  # POS lines turned into facts at a time: memory bounded by the chunk, not the day
 
 
-def _sums(warehouse: Warehouse, table: str, day, where: str = "") -> tuple[int, int, float]:
+def _sums(warehouse: Warehouse, table: str, day) -> tuple[int, int, float]:
     """(lines, quantity, net) of one day computed by the warehouse itself from NUMERIC columns."""
     queries = {
         "raw_pos_sales": "SELECT COUNT(*), COALESCE(SUM(quantity), 0), "
                          "COALESCE(SUM(quantity * unit_price - SIGN(quantity) * discount), 0) "
                          "FROM raw_pos_sales WHERE business_date = :day",
-        "fact_sales": "SELECT COUNT(*), COALESCE(SUM(quantity), 0), COALESCE(SUM(net_amount), 0) "
-                      "FROM fact_sales WHERE business_date = :day",
         "fact_sales_pos": "SELECT COUNT(*), COALESCE(SUM(quantity), 0), COALESCE(SUM(net_amount), 0) "
                           "FROM fact_sales WHERE business_date = :day AND source_system = 'pos'",
     }
