@@ -34,6 +34,7 @@ REPO = BENCH.parent
 sys.path[:0] = [str(BENCH), str(REPO)]
 
 DAY = date(2025, 3, 3)
+EMPTY_DAY = date(2025, 3, 4)  # no POS file is generated for it: the graph's fixed cost
 PG_URL = os.environ.get("RETAIL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/retail_bench")
 TYPED_COLUMNS = {
     "receipt_id": "text", "line_no": "integer", "sold_at": "timestamp", "register_id": "text", "cashier_id": "text",
@@ -63,10 +64,14 @@ MEASURES = [
             "postgres", "detail"),
     Measure("platform_raw", "platform: `raw_stores` + `raw_pos_sales` via `dg.materialize`", "postgres", "platform"),
     Measure("platform_e2e", "platform: raw through `fact_sales` via `dg.materialize`", "postgres", "platform"),
+    Measure("platform_e2e_empty", "platform: the same graph for a day with no POS file (fixed cost: Dagster, "
+            "dimensions, online and CRM sources)", "postgres", "detail"),
     Measure("duckdb_read_csv", "DuckDB `read_csv` into a typed table (**the DuckDB limit**)", "duckdb", "limit"),
     Measure("duckdb_platform_raw", "platform: `raw_stores` + `raw_pos_sales` via `dg.materialize`", "duckdb",
             "platform"),
     Measure("duckdb_platform_e2e", "platform: raw through `fact_sales` via `dg.materialize`", "duckdb", "platform"),
+    Measure("duckdb_platform_e2e_empty", "platform: the same graph for a day with no POS file (fixed cost)", "duckdb",
+            "detail"),
 ]
 BY_NAME = {m.name: m for m in MEASURES}
 SCALED = ["pg_copy_typed", "platform_raw", "platform_e2e"]
@@ -187,7 +192,7 @@ def _has_fact_sales() -> bool:
     return dg.AssetKey("fact_sales") in definitions.defs.resolve_asset_graph().get_all_asset_keys()
 
 
-def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool) -> dict:
+def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: date = DAY) -> dict:
     _platform_env(data, url, workdir)
     if url.startswith("postgresql"):
         _pg_reset(url, list(PLATFORM_TABLES))
@@ -204,12 +209,12 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool) -> dic
         from retail_assets import definitions
 
         start = time.perf_counter()
-        result = dg.materialize(list(definitions.defs.assets or []), partition_key=DAY.isoformat(),
+        result = dg.materialize(list(definitions.defs.assets or []), partition_key=day.isoformat(),
                                 selection=dg.AssetSelection.assets("fact_sales").upstream(),
                                 resources={**definitions.resources, **resources}, raise_on_error=False)
     else:
         start = time.perf_counter()
-        result = dg.materialize(assets, partition_key=DAY.isoformat(), resources=resources)
+        result = dg.materialize(assets, partition_key=day.isoformat(), resources=resources)
     seconds = time.perf_counter() - start
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -275,9 +280,11 @@ def run_child(args: argparse.Namespace) -> None:
         "platform_parse": lambda: child_platform_parse(data, workdir),
         "platform_raw": lambda: child_platform(data, args.pg_url, workdir, end_to_end=False),
         "platform_e2e": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True),
+        "platform_e2e_empty": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, day=EMPTY_DAY),
         "duckdb_read_csv": lambda: child_duckdb_read_csv(data, workdir),
         "duckdb_platform_raw": lambda: child_platform(data, duck_url, workdir, end_to_end=False),
         "duckdb_platform_e2e": lambda: child_platform(data, duck_url, workdir, end_to_end=True),
+        "duckdb_platform_e2e_empty": lambda: child_platform(data, duck_url, workdir, end_to_end=True, day=EMPTY_DAY),
     }[name]
     cpu = time.process_time()
     out = work()

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import dagster as dg
 import pandas as pd
 import pandera.errors as pa_errors
+import sqlalchemy as sa
 
 from retail_assets.schemas.base import TableSpec
 
@@ -99,8 +100,12 @@ def schema_result(spec: TableSpec, failures: pd.DataFrame | None, rows: int,
         meta["partition"] = partition
     if failures is None:
         return dg.AssetCheckResult(check_name=SCHEMA_CHECK, passed=True, metadata=meta)
-    counts = failures.groupby(["column", "check"]).size().reset_index(name="failures")
-    meta["failure_count"] = len(failures)
+    # A row is one failure case; rules checked in SQL bring a sample of cases and carry the full count on the
+    # first of them (``count``, 0 on the others).
+    weight = failures["count"].fillna(1) if "count" in failures.columns else pd.Series(1, index=failures.index)
+    counts = weight.groupby([failures["column"], failures["check"]]).sum().astype(int).reset_index(name="failures")
+    failures = failures.drop(columns="count", errors="ignore")
+    meta["failure_count"] = int(counts["failures"].sum())
     meta["failures_by_rule"] = dg.MetadataValue.md(counts.to_markdown(index=False))
     meta["sample_failure_cases"] = dg.MetadataValue.md(failures.head(MAX_SAMPLE).to_markdown(index=False))
     return dg.AssetCheckResult(check_name=SCHEMA_CHECK, passed=False,
@@ -124,3 +129,98 @@ def combine(results: Iterable[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]
                                        severity=pick.severity, metadata=meta)
         out.append(pick)
     return out
+
+
+# ------------------------------------------------------------------------------------- the model's rules in SQL
+
+
+def _violates(check, column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
+    """The SQL condition under which a value breaks one of pandera's built-in column checks."""
+    name, stats = check.name, check.statistics
+    if name == "isin":
+        return column.not_in(list(stats["allowed_values"]))
+    if name == "notin":
+        return column.in_(list(stats["forbidden_values"]))
+    if name == "equal_to":
+        return column != stats["value"]
+    if name == "not_equal_to":
+        return column == stats["value"]
+    if name == "greater_than":
+        return column <= stats["min_value"]
+    if name == "greater_than_or_equal_to":
+        return column < stats["min_value"]
+    if name == "less_than":
+        return column >= stats["max_value"]
+    if name == "less_than_or_equal_to":
+        return column > stats["max_value"]
+    if name == "in_range":
+        low = column < stats["min_value"] if stats.get("include_min", True) else column <= stats["min_value"]
+        high = column > stats["max_value"] if stats.get("include_max", True) else column >= stats["max_value"]
+        return sa.or_(low, high)
+    if name == "str_length":
+        length = sa.func.length(column)
+        if stats.get("exact_value") is not None:
+            return length != stats["exact_value"]
+        parts = []
+        if stats.get("min_value") is not None:
+            parts.append(length < stats["min_value"])
+        if stats.get("max_value") is not None:
+            parts.append(length > stats["max_value"])
+        return sa.or_(*parts)
+    if name == "str_matches":  # pandera matches at the start of the string, as re.match does
+        pattern = stats["pattern"] if stats["pattern"].startswith("^") else "^" + stats["pattern"]
+        if dialect == "duckdb":
+            return sa.not_(sa.func.regexp_matches(column, pattern))
+        if dialect == "postgresql":
+            return sa.not_(column.regexp_match(pattern))
+    raise NotImplementedError(f"pandera check {name} has no SQL form for {dialect}: add it to checks._violates")
+
+
+def sql_rules(spec: TableSpec, table: sa.Table, dialect: str) -> list[tuple[str, str, sa.ColumnElement[bool]]]:
+    """(column, rule, violation) for every value rule of the table's pandera model.
+
+    Types and nullability need no query: the table was created from the same model, so the database enforces
+    them; a rule pandera has and SQL here does not is an error at the first use, never silently skipped."""
+    rules = []
+    for name, column in spec.schema.columns.items():
+        for check in column.checks:
+            stats = ", ".join(f"{k}={v}" for k, v in check.statistics.items() if v is not None)
+            rules.append((name, f"{check.name}({stats})", sa.and_(table.c[name].is_not(None),
+                                                                   _violates(check, table.c[name], dialect))))
+    if spec.schema.checks:
+        raise NotImplementedError(f"{spec.name} has table-wide pandera checks, which have no SQL form")
+    return rules
+
+
+def sql_failures(conn: sa.Connection, spec: TableSpec, table: sa.Table, where: sa.ColumnElement[bool]
+                 ) -> pd.DataFrame | None:
+    """The rows of ``table`` inside ``where`` that break the table's pandera model, checked where they live.
+
+    One scan counts the violations of every rule (and the repeats of every unique column and of the natural
+    key); a rule that fails gets up to ``MAX_SAMPLE`` of its values as failure cases. The frame has pandera's
+    failure-case columns plus ``count``: the rows that break the rule on its first case, 0 on the others."""
+    rules = sql_rules(spec, table, conn.dialect.name)
+    failures = []
+    if rules:
+        counts = conn.execute(sa.select(*(sa.func.coalesce(sa.func.sum(sa.case((v, 1), else_=0)), 0)
+                                          for _, _, v in rules)).where(where)).one()
+        for (column, rule, violation), count in zip(rules, counts, strict=True):
+            if count:
+                sample = conn.execute(sa.select(table.c[column]).where(where, violation).limit(MAX_SAMPLE)).scalars()
+                cases = list(map(str, sample))
+                failures.append(pd.DataFrame({"column": column, "check": rule, "failure_case": cases, "index": "-",
+                                              "count": [int(count)] + [0] * (len(cases) - 1)}))
+    unique_sets = [(c,) for c, col in spec.schema.columns.items() if col.unique]
+    if spec.natural_key and tuple(spec.natural_key) not in unique_sets:
+        unique_sets.append(tuple(spec.natural_key))
+    for keys in unique_sets:
+        cols = [table.c[k] for k in keys]
+        repeated = sa.select(*cols).where(where).group_by(*cols).having(sa.func.count() > 1)
+        rows = conn.execute(repeated.limit(MAX_SAMPLE)).all()
+        if rows:
+            count = conn.execute(sa.select(sa.func.count()).select_from(repeated.subquery())).scalar_one()
+            failures.append(pd.DataFrame({"column": ",".join(keys), "check": "unique natural key" if len(keys) > 1
+                                          or keys == tuple(spec.natural_key) else "unique",
+                                          "failure_case": ["|".join(map(str, r)) for r in rows], "index": "-",
+                                          "count": [int(count)] + [0] * (len(rows) - 1)}))
+    return pd.concat(failures, ignore_index=True) if failures else None

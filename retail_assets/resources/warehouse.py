@@ -14,8 +14,10 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from pydantic import PrivateAttr
@@ -252,9 +254,13 @@ class Warehouse(dg.ConfigurableResource):
                                                          true_values=["t"], false_values=["f"],
                                                          quoted_strings_can_be_null=False),
                 ) if buf.tell() else pa.table({n: pa.array([], type=types[n]) for n in names})
-        arrow = arrow.cast(pa.schema([
-            pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f for f in arrow.schema
-        ]))
+        for i, f in enumerate(arrow.schema):
+            if pa.types.is_decimal(f.type):  # Arrow's decimal -> double cast is off in the last bit (-39.98 gives
+                # -39.980000000000004); numpy's rounding to the scale (x * 100, rint, / 100) gives the double
+                # nearest the decimal, as parsing its text does
+                money = pa.array(np.round(pc.cast(arrow.column(i), pa.float64()).to_numpy(), f.type.scale),
+                                 mask=pc.is_null(arrow.column(i)).to_numpy())
+                arrow = arrow.set_column(i, pa.field(f.name, pa.float64()), money)
         return arrow.to_pandas(date_as_object=False, types_mapper={pa.string(): pd.StringDtype()}.get)
 
     def query(self, query: sa.Executable | str, **params: Any) -> pd.DataFrame:

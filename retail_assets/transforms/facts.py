@@ -1,4 +1,7 @@
-"""Facts: sales lines of both channels (returns included) and inventory, conformed to the warehouse dimensions.
+"""Facts: online sales lines (returns included) and inventory, conformed to the warehouse dimensions in pandas.
+
+POS sales lines, a million a day, are conformed by the same rules inside the warehouse
+(``retail_assets.transforms.pos_sales_sql``).
 
 Rules every function here follows (SPEC section 5):
 
@@ -27,13 +30,12 @@ from retail_assets.schemas.sources import REJECTIONS, SALE_STATUSES
 from retail_assets.schemas.warehouse import FACT_INVENTORY, FACT_SALES, UNKNOWN_KEY
 from retail_assets.transforms.dimensions import (
     ONLINE_STORE_CODE,
-    apply_to_distinct,
     conform_typed,
     lookup_version,
     to_date_key,
     to_naive_ns,
 )
-from retail_assets.transforms.normalise import normalise_email, normalise_loyalty_card, normalise_sku
+from retail_assets.transforms.normalise import normalise_email, normalise_sku
 
 FACT_SALES_ASSET = "fact_sales"
 _TS = "datetime64[ns]"
@@ -81,6 +83,11 @@ def _utc_to_local(utc: pd.Series, timezone: str) -> pd.Series:
     stamps = pd.DatetimeIndex(to_naive_ns(utc).to_numpy())
     local = stamps.tz_localize("UTC").tz_convert(timezone).tz_localize(None).as_unit("ns")
     return pd.Series(local.to_numpy(), index=utc.index, dtype=_TS)
+
+
+def reporting_timezone(dim_store: pd.DataFrame) -> str:
+    """The reporting timezone: the ONLINE store's (UTC when it has none)."""
+    return _store_lookup(dim_store)[2]
 
 
 def _store_lookup(dim_store: pd.DataFrame) -> tuple[pd.Series, pd.Series, str]:
@@ -141,84 +148,6 @@ def _empty_sales() -> pd.DataFrame:
 
 def _empty_rejections() -> pd.DataFrame:
     return conform_typed(REJECTIONS, REJECTIONS.empty())
-
-
-# ------------------------------------------------------------------------------------------------ POS sales
-
-
-def pos_fact_sales(
-    raw: pd.DataFrame,
-    *,
-    dim_store: pd.DataFrame,
-    dim_product: pd.DataFrame,
-    dim_customer: pd.DataFrame,
-    bridge: pd.DataFrame,
-    run_id: str,
-) -> pd.DataFrame:
-    """raw_pos_sales lines as fact_sales rows.
-
-    - ``sale_line_id`` ``pos:<store>:<yyyymmdd>:<receipt>:<line>`` and ``receipt_ref`` without the line: receipt
-      numbers are only unique per store and day.
-    - ``sold_at`` stays the store's local time; ``sold_at_utc`` is it converted with the store's timezone from
-      dim_store (DST rule in the module docstring). A store code missing from dim_store (not something the raw
-      layer lets through) gets store_key -1 and the reporting timezone.
-    - Product: the SKU normalised (``normalise_sku``, so ``hb-004211``, ``HB004211`` and `` HB-004211 `` are all
-      ``HB-004211``), the version valid at ``sold_at_utc``; unknown SKU -> -1, the SKU kept in ``sku``.
-    - Customer: the normalised loyalty card through the bridge, the version valid at ``sold_at_utc``; no card or
-      a card no contact holds -> -1 (anonymous).
-    - Amounts: gross = quantity * unit_price, net = gross - sign(quantity) * discount, exact to the cent;
-      ``is_return`` when the quantity is negative.
-    - ``source_ref`` is ``<source_file>:<source_line>``.
-    """
-    if raw.empty:
-        return _empty_sales()
-    store_keys, zones, reporting = _store_lookup(dim_store)
-    store_code = raw["store_code"].astype("str")
-    store_key = apply_to_distinct(store_code, lambda codes: codes.map(store_keys)).fillna(UNKNOWN_KEY).astype("int64")
-    timezone = apply_to_distinct(store_code, lambda codes: codes.map(zones)).fillna(reporting)
-
-    sold_at = to_naive_ns(raw["sold_at"])
-    sold_at_utc = _local_to_utc(sold_at, timezone)
-    business_date = to_naive_ns(raw["business_date"]).dt.normalize()
-    date_key = to_date_key(business_date)
-
-    sku_source = raw["sku_norm"] if "sku_norm" in raw.columns else raw["sku_raw"]
-    if "sku_norm" in raw.columns and "sku_raw" in raw.columns:
-        sku_source = sku_source.fillna(raw["sku_raw"])
-    sku = apply_to_distinct(sku_source, normalise_sku).astype("str")
-    product_key = lookup_version(sku, sold_at_utc, dim_product, business_key="sku_norm",
-                                 surrogate_key="product_key")
-    by_card = _bridge_map(bridge, "loyalty_card")
-    customer_id = apply_to_distinct(raw["loyalty_card"], lambda cards: normalise_loyalty_card(cards).map(by_card))
-    customer_key = lookup_version(customer_id, sold_at_utc, dim_customer, business_key="customer_id",
-                                  surrogate_key="customer_key")
-
-    quantity = pd.to_numeric(raw["quantity"]).astype("int64").to_numpy()
-    receipt_id = raw["receipt_id"].astype("str")
-    line_no = raw["line_no"].astype("int64")
-    receipt_ref = _join("pos", store_code, date_key, receipt_id)
-    out = pd.DataFrame(
-        {
-            "sale_line_id": _join("pos", store_code, date_key, receipt_id, line_no),
-            "business_date": business_date,
-            "date_key": date_key,
-            "sold_at": sold_at,
-            "sold_at_utc": sold_at_utc,
-            "store_key": store_key,
-            "product_key": product_key,
-            "customer_key": customer_key,
-            "channel": "store",
-            "receipt_ref": receipt_ref,
-            "sku": sku,
-            "quantity": quantity,
-            **_sale_amounts(quantity, raw["unit_price"], raw["discount"]),
-            "is_return": quantity < 0,
-            "source_system": "pos",
-            "source_ref": _join(raw["source_file"].astype("str"), raw["source_line"].astype("int64")),
-            "run_id": run_id,
-        }
-    )
-    return conform_typed(FACT_SALES, out.reset_index(drop=True))
 
 
 # --------------------------------------------------------------------------------------------- online sales

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from retail_assets.resources import Warehouse
@@ -135,13 +134,12 @@ def test_an_error_check_stops_everything_downstream(drop: dict, monkeypatch: pyt
     from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
 
     assert _run(REFERENCE_JOB).success
-    real = facts.pos_fact_sales
+    real = facts.insert_pos_fact_sales
 
-    def duplicating(*args, **kwargs) -> pd.DataFrame:
-        out = real(*args, **kwargs)
-        return pd.concat([out, out.head(1)], ignore_index=True)
+    def duplicating(*args, **kwargs) -> int:  # the day's POS lines inserted twice
+        return real(*args, **kwargs) + real(*args, **kwargs)
 
-    monkeypatch.setattr(facts, "pos_fact_sales", duplicating)
+    monkeypatch.setattr(facts, "insert_pos_fact_sales", duplicating)
     result = _run(DAILY_JOB, DAY)
     checks = _checks(result)
     assert checks[("fact_sales", "schema")] == (False, "ERROR")

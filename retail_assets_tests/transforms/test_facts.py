@@ -8,22 +8,33 @@ twice (C1 and C2, merged into crm:C1) and in the shop as 501/502, whose tier goe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from retail_assets.schemas.sources import REJECTIONS
-from retail_assets.schemas.warehouse import FACT_INVENTORY, FACT_SALES
+from retail_assets.resources import Warehouse
+from retail_assets.schemas.sources import RAW_POS_SALES, REJECTIONS
+from retail_assets.schemas.warehouse import (
+    BRIDGE_CUSTOMER_IDENTITY,
+    DIM_CUSTOMER,
+    DIM_PRODUCT,
+    DIM_STORE,
+    FACT_INVENTORY,
+    FACT_SALES,
+)
 from retail_assets.transforms.dimensions import build_dim_product, build_dim_store
 from retail_assets.transforms.facts import (
     online_fact_inventory,
     online_fact_sales,
     pos_fact_inventory,
-    pos_fact_sales,
-)
+    )
 from retail_assets.transforms.identity import build_dim_customer, resolve_customers
+from retail_assets.transforms.normalise import normalise_loyalty_card, normalise_sku
+from retail_assets.transforms.pos_sales_sql import insert_pos_fact_sales
+from retail_assets_tests.conftest import create_pg_database, drop_pg_database, pg_url
 
 from . import (
     RUN,
@@ -67,10 +78,45 @@ def dims() -> dict[str, pd.DataFrame]:
     return {"dim_store": dim_store, "dim_product": dim_product, "dim_customer": dim_customer, "bridge": bridge}
 
 
-def pos(raw: pd.DataFrame, dims: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    out = pos_fact_sales(raw, run_id=RUN, **dims)
-    FACT_SALES.schema.validate(out)
-    return out
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def pos(request: pytest.FixtureRequest, dims: dict[str, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[Callable[[pd.DataFrame], pd.DataFrame]]:
+    """POS raw lines -> fact_sales rows, by the warehouse's own INSERT ... SELECT, on each engine: the dimensions
+    above are loaded once per module; each call replaces raw_pos_sales and fact_sales and reads the facts back."""
+    database = None
+    if request.param == "duckdb":
+        url = f"duckdb:///{tmp_path_factory.mktemp('pos_facts') / 'warehouse.duckdb'}"
+    else:
+        admin = request.getfixturevalue("pg_admin")
+        database = create_pg_database(admin)
+        url = pg_url(database)
+    warehouse = Warehouse(url=url)
+    with warehouse.transaction() as tx:
+        for spec, key in ((DIM_STORE, "dim_store"), (DIM_PRODUCT, "dim_product"), (DIM_CUSTOMER, "dim_customer"),
+                          (BRIDGE_CUSTOMER_IDENTITY, "bridge")):
+            tx.replace(spec, dims[key], {})
+
+    def run(raw: pd.DataFrame) -> pd.DataFrame:
+        with warehouse.transaction() as tx:
+            tx.replace(RAW_POS_SALES, raw, {})
+            tx.delete(FACT_SALES, {})
+            for day in sorted(set(pd.to_datetime(raw["business_date"]).dt.date)):
+                insert_pos_fact_sales(tx.conn, day, run_id=RUN, reporting_timezone=TZ)
+        out = warehouse.read(FACT_SALES)
+        order = pd.DataFrame({"file_line": _last_number(out["source_ref"]), "line": _last_number(out["sale_line_id"])})
+        out = out.loc[order.sort_values(["file_line", "line"]).index].reset_index(drop=True)
+        FACT_SALES.schema.validate(out)
+        return out
+
+    yield run
+    warehouse.dispose()
+    if database:
+        drop_pg_database(request.getfixturevalue("pg_admin"), database)
+
+
+def _last_number(refs: pd.Series) -> pd.Series:
+    """``<...>:<n>`` -> n: facts are put back in the order of their raw lines (file line, then receipt line)."""
+    return refs.str.rsplit(":", n=1).str[-1].astype(int)
 
 
 def assert_spec_identity(facts: pd.DataFrame) -> None:
@@ -85,13 +131,13 @@ def assert_spec_identity(facts: pd.DataFrame) -> None:
 # ------------------------------------------------------------------------------------------------ POS sales
 
 
-def test_pos_amounts_are_exact_to_the_cent_and_keep_the_spec_identity(dims):
+def test_pos_amounts_are_exact_to_the_cent_and_keep_the_spec_identity(pos):
     facts = pos(raw_pos_sales(
         {"line_no": 1, "quantity": 3, "unit_price": 19.99, "discount": 5.00},
         {"line_no": 2, "quantity": -2, "unit_price": 19.99, "discount": 1.00},
         {"line_no": 3, "quantity": 3, "unit_price": 0.10, "discount": 0.00},
         {"line_no": 4, "quantity": 7, "unit_price": 1.15, "discount": 0.05},
-    ), dims)
+    ))
     assert facts["gross_amount"].tolist() == [59.97, -39.98, 0.30, 8.05]
     assert facts["discount_amount"].tolist() == [5.00, 1.00, 0.00, 0.05]
     assert facts["net_amount"].tolist() == [54.97, -38.98, 0.30, 8.00]   # a return gives its discount back
@@ -99,8 +145,8 @@ def test_pos_amounts_are_exact_to_the_cent_and_keep_the_spec_identity(dims):
     assert_spec_identity(facts)
 
 
-def test_pos_line_identity_and_lineage(dims):
-    facts = pos(raw_pos_sales({"receipt_id": "0042", "line_no": 3, "source_line": 17}), dims)
+def test_pos_line_identity_and_lineage(pos):
+    facts = pos(raw_pos_sales({"receipt_id": "0042", "line_no": 3, "source_line": 17}))
     row = facts.iloc[0]
     assert row["sale_line_id"] == "pos:S1:20240701:0042:3"
     assert row["receipt_ref"] == "pos:S1:20240701:0042"
@@ -109,43 +155,44 @@ def test_pos_line_identity_and_lineage(dims):
         20240701, 2, "store", "pos", RUN)
 
 
-def test_pos_sold_at_utc_uses_the_store_timezone_across_dst(dims):
+def test_pos_sold_at_utc_uses_the_store_timezone_across_dst(pos):
     facts = pos(raw_pos_sales(
         {"line_no": 1, "sold_at": T("2024-01-15 12:00")},                      # EST, UTC-5
         {"line_no": 2, "sold_at": T("2024-07-01 12:00")},                      # EDT, UTC-4
         {"line_no": 3, "sold_at": T("2024-03-10 02:30")},                      # skipped hour: moves to 03:00 EDT
         {"line_no": 4, "sold_at": T("2024-11-03 01:30")},                      # repeated hour: first (EDT)
         {"line_no": 5, "sold_at": T("2024-07-01 12:00"), "store_code": "S2"},  # PDT, UTC-7
-    ), dims)
+    ))
     assert facts["sold_at_utc"].tolist() == [T("2024-01-15 17:00"), T("2024-07-01 16:00"), T("2024-03-10 07:00"),
                                             T("2024-11-03 05:30"), T("2024-07-01 19:00")]
     assert facts["sold_at"].tolist()[2] == T("2024-03-10 02:30")   # local time is kept as the till printed it
     assert facts["store_key"].tolist() == [2, 2, 2, 2, 3]
 
 
-def test_pos_product_is_the_version_valid_when_sold(dims):
+def test_pos_product_is_the_version_valid_when_sold(pos):
     brush = {"sku_raw": "HB-004211", "sku_norm": "HB004211"}
     facts = pos(raw_pos_sales(
         {**brush, "line_no": 1, "sold_at": T("2024-03-01 06:00")},   # 11:00 UTC: before the 12:00 UTC change
         {**brush, "line_no": 2, "sold_at": T("2024-03-01 07:30")},   # 12:30 UTC: after it
         {**brush, "line_no": 3, "sold_at": T("2023-12-01 10:00")},   # before the first version: the earliest
         {"line_no": 4, "sku_raw": "zz-999", "sku_norm": "ZZ999", "sold_at": T("2024-03-01 06:00")},
-    ), dims)
+    ))
     assert facts["product_key"].tolist() == [1, 3, 1, -1]
     assert facts["sku"].tolist() == ["HB004211", "HB004211", "HB004211", "ZZ999"]   # unknown SKU still reported
 
 
-def test_pos_sku_variants_resolve_to_the_catalog_product(dims):
+def test_pos_sku_variants_resolve_to_the_catalog_product(pos):
     variants = ["hb-004211", "HB004211", " HB-004211 ", "HB-004211"]
-    # Even if the raw layer had not normalised sku_norm, the fact load does.
-    facts = pos(raw_pos_sales(*[{"line_no": i, "sku_raw": v, "sku_norm": v, "sold_at": T("2024-02-01 10:00")}
-                                for i, v in enumerate(variants, start=1)]), dims)
+    # sku_norm is what the raw layer makes of the printed SKU (normalise_sku); the fact matches the catalog on it.
+    facts = pos(raw_pos_sales(*[{"line_no": i, "sku_raw": v, "sold_at": T("2024-02-01 10:00"),
+                                 "sku_norm": normalise_sku(pd.Series([v])).iloc[0]}
+                                for i, v in enumerate(variants, start=1)]))
     assert facts["product_key"].tolist() == [1, 1, 1, 1]
     assert set(facts["sku"]) == {"HB004211"}
 
 
-def test_pos_customer_by_loyalty_card_at_the_version_valid_when_sold(dims):
-    facts = pos(raw_pos_sales(
+def test_pos_customer_by_loyalty_card_at_the_version_valid_when_sold(pos):
+    raw = raw_pos_sales(
         {"line_no": 1, "loyalty_card": "LC-200 ", "sold_at": T("2024-03-05 10:00")},  # card of duplicate C2
         {"line_no": 2, "loyalty_card": "lc-200", "sold_at": T("2024-03-12 10:00")},   # after the tier change
         {"line_no": 3, "loyalty_card": "LC-100", "sold_at": T("2024-03-05 10:00")},   # card of survivor C1
@@ -153,17 +200,19 @@ def test_pos_customer_by_loyalty_card_at_the_version_valid_when_sold(dims):
         {"line_no": 5, "loyalty_card": None},                                          # anonymous
         {"line_no": 6, "loyalty_card": "LC-777"},                                      # nobody's card
         {"line_no": 7, "loyalty_card": "LC-900"},                                      # deleted contact's card
-    ), dims)
+    )
+    raw["loyalty_card"] = normalise_loyalty_card(raw["loyalty_card"])  # as the raw layer stores it
+    facts = pos(raw)
     assert facts["customer_key"].tolist() == [1, 4, 1, 2, -1, -1, -1]
 
 
-def test_pos_fact_sales_of_nothing_is_an_empty_valid_frame(dims):
-    out = pos(raw_pos_sales(), dims)
+def test_pos_fact_sales_of_nothing_is_an_empty_valid_frame(pos):
+    out = pos(raw_pos_sales())
     assert out.empty
     assert list(out.columns) == FACT_SALES.columns
 
 
-def test_pos_performance_smoke_is_correct_on_200k_rows(dims):
+def test_pos_performance_smoke_is_correct_on_200k_rows(pos):
     rng = np.random.default_rng(42)
     n = 200_000
     sku_choices = np.array(["HB004211", "SH000100", "NOPE01"])
@@ -183,7 +232,7 @@ def test_pos_performance_smoke_is_correct_on_200k_rows(dims):
         "loyalty_card": card, "payment_method": "cash", "layout": "standard", "source_file": "f.csv",
         "source_line": np.arange(n) + 2, "file_hash": "h", "run_id": RUN,
     })
-    facts = pos(raw, dims)
+    facts = pos(raw)
     assert len(facts) == n
     assert facts["sale_line_id"].is_unique
     offset = np.where(store == "S1", 4, 7)

@@ -4,14 +4,20 @@ Each date is replaced in one transaction: the day's fact rows and the day's reje
 reader never sees half a day and a failed load leaves the previous state.
 """
 
-from collections import Counter, defaultdict
-
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, WAREHOUSE_GROUP, concat, describe, preview, table_metadata, validated
-from retail_assets.checks import RECONCILED_CHECK, check_spec, combine, schema_check_spec, schema_result, validate_frame
+from retail_assets.checks import (
+    RECONCILED_CHECK,
+    check_spec,
+    combine,
+    schema_check_spec,
+    schema_result,
+    sql_failures,
+    validate_frame,
+)
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import Warehouse
 from retail_assets.schemas.sources import (
@@ -21,7 +27,6 @@ from retail_assets.schemas.sources import (
     RAW_ONLINE_PRODUCTS,
     RAW_ONLINE_RETURNS,
     RAW_POS_INVENTORY,
-    RAW_POS_SALES,
     REJECTIONS,
 )
 from retail_assets.schemas.warehouse import (
@@ -31,14 +36,20 @@ from retail_assets.schemas.warehouse import (
     DIM_STORE,
     FACT_INVENTORY,
     FACT_SALES,
+    UNKNOWN_KEY,
 )
 from retail_assets.settings import load_settings
-from retail_assets.transforms.facts import online_fact_inventory, online_fact_sales, pos_fact_inventory, pos_fact_sales
+from retail_assets.transforms.facts import (
+    online_fact_inventory,
+    online_fact_sales,
+    pos_fact_inventory,
+    reporting_timezone,
+)
+from retail_assets.transforms.pos_sales_sql import insert_pos_fact_sales
 
 KEYS_CHECK = "keys_resolved"
 UNKNOWN_PRODUCT_CHECK = "unknown_product_rate"
 UNKNOWN_PRODUCT_LIMIT = 0.05
-CHUNK_ROWS = 200_000  # POS lines turned into facts at a time: memory bounded by the chunk, not the day
 
 
 def _sums(warehouse: Warehouse, table: str, day) -> tuple[int, int, float]:
@@ -56,46 +67,47 @@ def _sums(warehouse: Warehouse, table: str, day) -> tuple[int, int, float]:
 
 
 class DayStats:
-    """What the checks and the metadata need of a day's facts, gathered chunk by chunk (the day is never whole)."""
+    """What the checks and the metadata need of a day's facts, asked of the warehouse once they are written
+    (the POS lines never leave it), plus the pandera failures of the online lines checked before writing."""
 
-    def __init__(self, dims: dict[str, pd.DataFrame]):
-        self.known = {col: set(dims[dim][col].astype(int)) | {-1} for col, dim in
-                      (("store_key", "dim_store"), ("product_key", "dim_product"), ("customer_key", "dim_customer"))}
-        self.rows = self.online_rows = self.units = self.return_lines = self.unknown_products = 0
-        self.net = 0.0
-        self.dangling: dict[str, set[int]] = defaultdict(set)
-        self.unknown_skus: Counter[str] = Counter()
-        self.failures: list[pd.DataFrame] = []
-        self.preview: pd.DataFrame | None = None
+    DIMENSIONS = (("store_key", DIM_STORE), ("product_key", DIM_PRODUCT), ("customer_key", DIM_CUSTOMER))
 
-    def add(self, fact: pd.DataFrame, failures: pd.DataFrame | None) -> None:
-        if failures is not None:
-            self.failures.append(failures)
-        if fact.empty:
-            return
-        self.rows += len(fact)
-        self.online_rows += int((fact["source_system"] == "online").sum())
-        self.units += int(fact["quantity"].sum())
-        self.net += float(fact["net_amount"].sum())
-        self.return_lines += int(fact["is_return"].sum())
-        unknown = fact["product_key"] == -1
-        self.unknown_products += int(unknown.sum())
-        self.unknown_skus.update(fact.loc[unknown, "sku"].dropna().astype(str))
-        for column, known in self.known.items():
-            self.dangling[column] |= set(fact.loc[~fact[column].isin(known), column].astype(int))
-        if self.preview is None:
-            self.preview = fact.head(5)
+    def __init__(self, tx, warehouse: Warehouse, day, online_failures: pd.DataFrame | None):
+        fact = warehouse.table(FACT_SALES, tx.conn)
+        c = fact.c
+        of_day = c.business_date == day
+        total = sa.func.count()
+        rows, online, units, net, returns, unknown = tx.conn.execute(sa.select(
+            total, _count_if(c.source_system == "online"), sa.func.coalesce(sa.func.sum(c.quantity), 0),
+            sa.func.coalesce(sa.func.sum(c.net_amount), 0), _count_if(c.is_return),
+            _count_if(c.product_key == UNKNOWN_KEY)).where(of_day)).one()
+        self.rows, self.online_rows, self.units = int(rows), int(online), int(units)
+        self.net, self.return_lines, self.unknown_products = round(float(net), 2), int(returns), int(unknown)
+        self.unknown_skus = tx.conn.execute(
+            sa.select(c.sku, total).where(of_day, c.product_key == UNKNOWN_KEY, c.sku.is_not(None))
+            .group_by(c.sku).order_by(total.desc(), c.sku).limit(10)).all()
+        self.dangling = {}
+        for column, spec in self.DIMENSIONS:
+            dim = warehouse.table(spec, tx.conn)
+            known = sa.select(dim.c[column]).where(dim.c[column] == c[column]).exists()
+            keys = tx.conn.execute(sa.select(c[column]).distinct().where(of_day, c[column] != UNKNOWN_KEY, ~known)
+                                   .order_by(c[column]).limit(10)).scalars().all()
+            if keys:
+                self.dangling[column] = list(keys)
+        pos_failures = sql_failures(tx.conn, FACT_SALES, fact, sa.and_(of_day, c.source_system == "pos"))
+        found = [f for f in (pos_failures, online_failures) if f is not None]
+        self.failures = pd.concat(found, ignore_index=True) if found else None
+        self.preview = pd.DataFrame([dict(r._mapping) for r in tx.conn.execute(
+            sa.select(fact).where(of_day).order_by(c.sale_line_id).limit(5))], columns=FACT_SALES.columns)
 
     def schema(self, day) -> dg.AssetCheckResult:
-        failures = pd.concat(self.failures, ignore_index=True) if self.failures else None
-        return schema_result(FACT_SALES, failures, self.rows, day.isoformat())
+        return schema_result(FACT_SALES, self.failures, self.rows, day.isoformat())
 
     def keys_resolved(self, day) -> dg.AssetCheckResult:
         """Every dimension key of the day's facts is a row of its dimension (-1 being the unknown member)."""
-        dangling = {c: sorted(v)[:10] for c, v in self.dangling.items() if v}
         return dg.AssetCheckResult(
-            check_name=KEYS_CHECK, passed=not dangling, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"partition": day.isoformat(), "dangling_keys": str(dangling) if dangling else "none"},
+            check_name=KEYS_CHECK, passed=not self.dangling, severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"partition": day.isoformat(), "dangling_keys": str(self.dangling) if self.dangling else "none"},
         )
 
     def unknown_product_rate(self, day) -> dg.AssetCheckResult:
@@ -104,8 +116,7 @@ class DayStats:
             check_name=UNKNOWN_PRODUCT_CHECK, passed=rate <= UNKNOWN_PRODUCT_LIMIT,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"partition": day.isoformat(), "unknown_product_rate": rate,
-                      "top_unknown_skus": ", ".join(f"{k} ({v})" for k, v in self.unknown_skus.most_common(10))
-                      or "none"},
+                      "top_unknown_skus": ", ".join(f"{k} ({v})" for k, v in self.unknown_skus) or "none"},
         )
 
     def reconcile(self, warehouse: Warehouse, day, online_source_rows: int, online_rejected: int
@@ -129,19 +140,8 @@ class DayStats:
         )
 
 
-def store_batches(warehouse: Warehouse, day, max_rows: int = CHUNK_ROWS) -> list[list[str]]:
-    """The day's stores in groups of about ``max_rows`` raw lines (one store's day is never split)."""
-    counts = warehouse.query("SELECT store_code, COUNT(*) AS n FROM raw_pos_sales WHERE business_date = :day "
-                             "GROUP BY store_code ORDER BY store_code", day=day)
-    batches: list[list[str]] = []
-    size = max_rows
-    for store, n in zip(counts["store_code"], counts["n"], strict=True):
-        if size + int(n) > max_rows:
-            batches.append([])
-            size = 0
-        batches[-1].append(store)
-        size += int(n)
-    return batches
+def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
 
 
 @dg.asset(
@@ -172,7 +172,6 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
     products = warehouse.read(RAW_ONLINE_PRODUCTS)
     checks, days = [], []
     for day in partition_dates(context):
-        stats = DayStats(dims)
         orders = warehouse.read(RAW_ONLINE_ORDERS, {"business_date": day})
         items = warehouse.read(RAW_ONLINE_ORDER_ITEMS, {"business_date": day})
         returns = warehouse.read(RAW_ONLINE_RETURNS, {"business_date": day})
@@ -182,27 +181,18 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
         online, rejected = online_fact_sales(orders, items, returns, return_items=return_items,
                                              return_orders=return_orders, products=products,
                                              timezone=settings.timezone, run_id=run_id, **dims)
+        online, online_failures = validate_frame(FACT_SALES, online, day.isoformat())
         with warehouse.transaction() as tx:
             tx.delete(FACT_SALES, {"business_date": day})
-            with tx.appender(FACT_SALES) as append:
-                for stores in store_batches(warehouse, day):
-                    raw = warehouse.read(RAW_POS_SALES, {"business_date": day, "store_code": stores})
-                    fact, failures = validate_frame(FACT_SALES, pos_fact_sales(raw, run_id=run_id, **dims),
-                                                    day.isoformat())
-                    stats.add(fact, failures)
-                    append(fact)
-                fact, failures = validate_frame(FACT_SALES, online, day.isoformat())
-                stats.add(fact, failures)
-                append(fact)
+            pos_lines = insert_pos_fact_sales(tx.conn, day, run_id=run_id,
+                                              reporting_timezone=reporting_timezone(dims["dim_store"]))
+            tx.append(FACT_SALES, online)
             tx.replace(REJECTIONS, rejected, {"business_date": day, "asset": "fact_sales"})
-            repeated = _repeated_sale_lines(tx, day)
-        if repeated:  # chunks are validated one by one: the warehouse counts keys repeated across them
-            stats.failures.append(pd.DataFrame({"column": "sale_line_id", "check": "unique natural key",
-                                                "failure_case": [f"{repeated} repeated key(s)"], "index": ["-"]}))
+            stats = DayStats(tx, warehouse, day, online_failures)
         checks += [stats.schema(day), stats.reconcile(warehouse, day, len(items) + len(returns), len(rejected)),
                    stats.keys_resolved(day), stats.unknown_product_rate(day)]
-        context.log.info(f"fact_sales {day}: {stats.rows - stats.online_rows} store lines, {stats.online_rows} online "
-                         f"lines, {len(rejected)} online rows not loaded")
+        context.log.info(f"fact_sales {day}: {pos_lines} store lines, {stats.online_rows} online lines, "
+                         f"{len(rejected)} online rows not loaded")
         days.append(stats)
     return dg.MaterializeResult(
         metadata={
@@ -210,16 +200,10 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
             "net_revenue": round(sum(d.net for d in days), 2),
             "units": sum(d.units for d in days),
             "return_lines": sum(d.return_lines for d in days),
-            "preview": preview(days[0].preview if days and days[0].preview is not None else pd.DataFrame()),
+            "preview": preview(days[0].preview if days else pd.DataFrame()),
         },
         check_results=combine(checks),
     )
-
-
-def _repeated_sale_lines(tx, day) -> int:
-    query = sa.text("SELECT COUNT(*) FROM (SELECT sale_line_id FROM fact_sales WHERE business_date = :day "
-                    "GROUP BY sale_line_id HAVING COUNT(*) > 1) AS repeated")
-    return int(tx.conn.execute(query, {"day": day}).scalar())
 
 
 @dg.asset(

@@ -1,0 +1,63 @@
+"""The pandera model's rules run as SQL where the rows live give the verdict pandera gives on the same rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+import sqlalchemy as sa
+from pandera.typing import Series
+
+from retail_assets.checks import schema_result, sql_failures, sql_rules, validate_frame
+from retail_assets.resources import Warehouse
+from retail_assets.schemas.base import TableSpec
+from retail_assets.schemas.sources import RAW_POS_SALES
+from retail_assets_tests.transforms import raw_pos_sales
+
+BAD = [  # (column, bad value): one row breaking each value rule of raw_pos_sales
+    ("store_code", ""), ("receipt_id", ""), ("line_no", 0), ("sku_norm", "ab-1"), ("quantity", 0),
+    ("unit_price", -1.0), ("discount", -0.01), ("payment_method", "bitcoin"), ("source_line", 1),
+]
+
+
+def test_every_rule_of_the_model_fails_on_its_bad_row_as_pandera_does(warehouse_url):
+    good = [{"receipt_id": f"R{i}", "sku_norm": "AB1"} for i in range(5)]
+    bad = [{"receipt_id": f"B{i}", column: value} for i, (column, value) in enumerate(BAD)]
+    repeated = [{"receipt_id": "R0", "sku_norm": "AB1"}]  # the natural key of the first good row again
+    frame = raw_pos_sales(*good, *bad, *repeated)
+    _, expected = validate_frame(RAW_POS_SALES, frame)
+    assert expected is not None
+
+    warehouse = Warehouse(url=warehouse_url)
+    try:
+        with warehouse.transaction() as tx:
+            tx.append(RAW_POS_SALES, frame)
+            table = warehouse.table(RAW_POS_SALES, tx.conn)
+            found = sql_failures(tx.conn, RAW_POS_SALES, table, table.c.business_date == pd.Timestamp("2024-07-01"))
+            none = sql_failures(tx.conn, RAW_POS_SALES, table, table.c.receipt_id == "R1")
+            rules = sql_rules(RAW_POS_SALES, table, tx.conn.dialect.name)
+    finally:
+        warehouse.dispose()
+
+    assert none is None  # a good row breaks nothing
+    assert found is not None
+    by_column = found.groupby("column")["count"].sum().to_dict()
+    assert by_column == {**{column: 1 for column, _ in BAD}, ",".join(RAW_POS_SALES.natural_key): 1}
+    assert set(expected["column"]) == set(by_column)  # the columns pandera flags, no more, no fewer
+    cases = dict(zip(found["column"], found["failure_case"], strict=True))
+    assert cases["sku_norm"] == "ab-1" and cases["payment_method"] == "bitcoin" and cases["line_no"] == "0"
+    assert {column for column, _, _ in rules} == {c for c, col in RAW_POS_SALES.schema.columns.items() if col.checks}
+
+    result = schema_result(RAW_POS_SALES, found, rows=len(frame))
+    assert not result.passed and result.metadata["failure_count"].value == len(BAD) + 1
+
+
+class Odd(pa.DataFrameModel):
+    code: Series[str] = pa.Field(str_startswith="X")
+
+
+def test_a_rule_with_no_sql_form_is_an_error_not_a_silent_pass():
+    spec = TableSpec("odd", Odd, "a table with a rule SQL here does not know")
+    table = spec.sql_table(sa.MetaData())
+    with pytest.raises(NotImplementedError, match="str_startswith"):
+        sql_rules(spec, table, "duckdb")
