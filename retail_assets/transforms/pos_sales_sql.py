@@ -40,6 +40,9 @@ from retail_assets.schemas.warehouse import (
 )
 
 SUPPORTED = ("postgresql", "duckdb")
+_INPUTS = (DIM_STORE, DIM_PRODUCT, DIM_CUSTOMER, BRIDGE_CUSTOMER_IDENTITY)
+_RAW_COLUMNS = ("business_date", "store_code", "receipt_id", "line_no", "sold_at", "sku_norm", "quantity", "unit_price",
+                "discount", "source_file", "source_line")
 _BEGINNING = datetime(1, 1, 1)
 _END = datetime(9999, 12, 31)
 _SLACK = timedelta(days=2)  # more than any UTC offset: the segments cover every local time of the rows
@@ -155,6 +158,14 @@ def insert_pos_fact_sales(conn: sa.Connection, day: date, *, run_id: str, report
             return 0
         params["stores"] = list(stores)
 
+    if conn.dialect.name == "postgresql":
+        # Fresh statistics, or the planner (guessing at tables loaded minutes ago) sorts a million lines to disk
+        # for merge joins instead of hashing the small dimensions; JIT compiling costs more than it saves here.
+        joined = ", ".join(q(c) for c in ("business_date", "store_code", "sku_norm", "loyalty_card"))
+        conn.exec_driver_sql(f"ANALYZE {q(RAW_POS_SALES.name)} ({joined}), " + ", ".join(q(s.name) for s in _INPUTS))
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+
     # The local timelines of the zones these lines are in, over the span of their local times.
     span = conn.execute(sa.text(
         f"SELECT COALESCE(s.{q('timezone')}, :reporting) AS tz, MIN(r.{q('sold_at')}), MAX(r.{q('sold_at')}) "
@@ -199,7 +210,8 @@ def insert_pos_fact_sales(conn: sa.Connection, day: date, *, run_id: str, report
         f"products AS ({_versions(conn, DIM_PRODUCT, 'sku_norm', 'product_key')}), "
         f"customers AS ({_versions(conn, DIM_CUSTOMER, 'customer_id', 'customer_key')}), "
         f"lines AS ("
-        f"SELECT r.*, COALESCE(s.{q('store_key')}, {UNKNOWN_KEY}) AS store_key, b.{q('customer_id')} AS customer_id, "
+        f"SELECT {', '.join('r.' + q(c) for c in _RAW_COLUMNS)}, "
+        f"COALESCE(s.{q('store_key')}, {UNKNOWN_KEY}) AS store_key, b.{q('customer_id')} AS customer_id, "
         f"CASE WHEN g.fixed THEN g.utc_from ELSE g.utc_from + (r.{q('sold_at')} - g.local_from) END AS sold_at_utc "
         f"FROM {raw} r "
         f"LEFT JOIN {store} s ON s.{q('store_code')} = r.{q('store_code')} "

@@ -108,6 +108,7 @@ def pos(request: pytest.FixtureRequest, dims: dict[str, pd.DataFrame], tmp_path_
         FACT_SALES.schema.validate(out)
         return out
 
+    run.warehouse = warehouse  # type: ignore[attr-defined]
     yield run
     warehouse.dispose()
     if database:
@@ -247,6 +248,28 @@ def test_pos_performance_smoke_is_correct_on_200k_rows(pos):
     np.testing.assert_array_equal(np.rint(facts["gross_amount"].to_numpy() * 100).astype(np.int64), gross)
     np.testing.assert_array_equal(np.rint(facts["net_amount"].to_numpy() * 100).astype(np.int64), net)
     np.testing.assert_array_equal(facts["net_amount"].to_numpy(), np.round(net / 100, 2))
+
+
+def test_day_stats_find_dangling_keys_and_unknown_skus_in_the_warehouse(pos):
+    from retail_assets.assets.warehouse.facts import DayStats
+
+    facts = pos(raw_pos_sales(
+        {"line_no": 1, "sku_raw": "HB-004211", "sku_norm": "HB004211", "quantity": 2, "unit_price": 12.5},
+        {"line_no": 2, "sku_raw": "zz-999", "sku_norm": "ZZ999", "quantity": -1, "unit_price": 3.0},
+    ))
+    stray = facts.iloc[[0]].assign(sale_line_id="pos:S9:20240701:R1:1", store_key=99, customer_key=77)
+    day = pd.Timestamp("2024-07-01").date()
+    with pos.warehouse.transaction() as tx:
+        tx.append(FACT_SALES, stray)
+        stats = DayStats(tx, pos.warehouse, day, None)
+    assert (stats.rows, stats.online_rows, stats.units, stats.return_lines, stats.unknown_products) == (3, 0, 3, 1, 1)
+    assert stats.net == 47.0 and stats.pos == (3, 3, 47.0)
+    assert stats.unknown_skus == [("ZZ999", 1)]
+    assert stats.dangling == {"store_key": [99], "customer_key": [77]}
+    assert stats.failures is None
+    assert not stats.keys_resolved(day).passed
+    rate = stats.unknown_product_rate(day)
+    assert not rate.passed and rate.metadata["top_unknown_skus"].value == "ZZ999 (1)"
 
 
 # --------------------------------------------------------------------------------------------- online sales

@@ -52,23 +52,20 @@ UNKNOWN_PRODUCT_CHECK = "unknown_product_rate"
 UNKNOWN_PRODUCT_LIMIT = 0.05
 
 
-def _sums(warehouse: Warehouse, table: str, day) -> tuple[int, int, float]:
-    """(lines, quantity, net) of one day computed by the warehouse itself from NUMERIC columns."""
-    queries = {
-        "raw_pos_sales": "SELECT COUNT(*), COALESCE(SUM(quantity), 0), "
-                         "COALESCE(SUM(quantity * unit_price - SIGN(quantity) * discount), 0) "
-                         "FROM raw_pos_sales WHERE business_date = :day",
-        "fact_sales_pos": "SELECT COUNT(*), COALESCE(SUM(quantity), 0), COALESCE(SUM(net_amount), 0) "
-                          "FROM fact_sales WHERE business_date = :day AND source_system = 'pos'",
-    }
+def _raw_pos_sums(warehouse: Warehouse, day) -> tuple[int, int, float]:
+    """(lines, quantity, net) of the day's raw POS lines, computed by the warehouse from NUMERIC columns."""
+    query = ("SELECT COUNT(*), COALESCE(SUM(quantity), 0), "
+             "COALESCE(SUM(quantity * unit_price - SIGN(quantity) * discount), 0) "
+             "FROM raw_pos_sales WHERE business_date = :day")
     with warehouse.engine.connect() as conn:
-        lines, qty, net = conn.execute(sa.text(queries[table]), {"day": day}).one()
+        lines, qty, net = conn.execute(sa.text(query), {"day": day}).one()
     return int(lines), int(qty), round(float(net), 2)
 
 
 class DayStats:
     """What the checks and the metadata need of a day's facts, asked of the warehouse once they are written
-    (the POS lines never leave it), plus the pandera failures of the online lines checked before writing."""
+    (the POS lines never leave it) in one scan of the day, plus the pandera failures of the online lines
+    checked before writing and the model's rules run in SQL on the POS lines."""
 
     DIMENSIONS = (("store_key", DIM_STORE), ("product_key", DIM_PRODUCT), ("customer_key", DIM_CUSTOMER))
 
@@ -76,29 +73,40 @@ class DayStats:
         fact = warehouse.table(FACT_SALES, tx.conn)
         c = fact.c
         of_day = c.business_date == day
+        pos = c.source_system == "pos"
         total = sa.func.count()
-        rows, online, units, net, returns, unknown = tx.conn.execute(sa.select(
-            total, _count_if(c.source_system == "online"), sa.func.coalesce(sa.func.sum(c.quantity), 0),
-            sa.func.coalesce(sa.func.sum(c.net_amount), 0), _count_if(c.is_return),
-            _count_if(c.product_key == UNKNOWN_KEY)).where(of_day)).one()
-        self.rows, self.online_rows, self.units = int(rows), int(online), int(units)
-        self.net, self.return_lines, self.unknown_products = round(float(net), 2), int(returns), int(unknown)
-        self.unknown_skus = tx.conn.execute(
-            sa.select(c.sku, total).where(of_day, c.product_key == UNKNOWN_KEY, c.sku.is_not(None))
-            .group_by(c.sku).order_by(total.desc(), c.sku).limit(10)).all()
-        self.dangling = {}
+        # Dangling keys: a key that is neither -1 nor a row of its dimension (the dimensions' distinct keys, so
+        # the join cannot multiply the day's rows).
+        known = {}
+        source = fact
         for column, spec in self.DIMENSIONS:
             dim = warehouse.table(spec, tx.conn)
-            known = sa.select(dim.c[column]).where(dim.c[column] == c[column]).exists()
-            keys = tx.conn.execute(sa.select(c[column]).distinct().where(of_day, c[column] != UNKNOWN_KEY, ~known)
-                                   .order_by(c[column]).limit(10)).scalars().all()
-            if keys:
-                self.dangling[column] = list(keys)
-        pos_failures = sql_failures(tx.conn, FACT_SALES, fact, sa.and_(of_day, c.source_system == "pos"))
+            known[column] = sa.select(dim.c[column].label("k")).distinct().subquery(f"known_{column}")
+            source = source.outerjoin(known[column], known[column].c.k == c[column])
+        dangling = [_count_if(sa.and_(c[col] != UNKNOWN_KEY, known[col].c.k.is_(None))) for col, _ in self.DIMENSIONS]
+        row = tx.conn.execute(sa.select(
+            total, _count_if(c.source_system == "online"), _sum(c.quantity), _sum(c.net_amount),
+            _count_if(c.is_return), _count_if(c.product_key == UNKNOWN_KEY),
+            _count_if(pos), _sum(sa.case((pos, c.quantity), else_=0)), _sum(sa.case((pos, c.net_amount), else_=0)),
+            *dangling).select_from(source).where(of_day)).one()
+        self.rows, self.online_rows, self.units = int(row[0]), int(row[1]), int(row[2])
+        self.net, self.return_lines, self.unknown_products = round(float(row[3]), 2), int(row[4]), int(row[5])
+        self.pos = (int(row[6]), int(row[7]), round(float(row[8]), 2))
+        self.unknown_skus = tx.conn.execute(
+            sa.select(c.sku, total).where(of_day, c.product_key == UNKNOWN_KEY, c.sku.is_not(None))
+            .group_by(c.sku).order_by(total.desc(), c.sku).limit(10)).all() if self.unknown_products else []
+        self.dangling = {}
+        for (column, _), count in zip(self.DIMENSIONS, row[9:], strict=True):
+            if count:
+                self.dangling[column] = tx.conn.execute(
+                    sa.select(c[column]).distinct().select_from(source)
+                    .where(of_day, c[column] != UNKNOWN_KEY, known[column].c.k.is_(None))
+                    .order_by(c[column]).limit(10)).scalars().all()
+        pos_failures = sql_failures(tx.conn, FACT_SALES, fact, sa.and_(of_day, pos))
         found = [f for f in (pos_failures, online_failures) if f is not None]
         self.failures = pd.concat(found, ignore_index=True) if found else None
         self.preview = pd.DataFrame([dict(r._mapping) for r in tx.conn.execute(
-            sa.select(fact).where(of_day).order_by(c.sale_line_id).limit(5))], columns=FACT_SALES.columns)
+            sa.select(fact).where(of_day).limit(5))], columns=FACT_SALES.columns)
 
     def schema(self, day) -> dg.AssetCheckResult:
         return schema_result(FACT_SALES, self.failures, self.rows, day.isoformat())
@@ -123,8 +131,8 @@ class DayStats:
                   ) -> dg.AssetCheckResult:
         """Source = fact + rejected, line for line; POS lines, units and net amount equal to the cent, as summed
         by the warehouse itself from its NUMERIC columns."""
-        raw_lines, raw_qty, raw_net = _sums(warehouse, "raw_pos_sales", day)
-        fact_lines, fact_qty, fact_net = _sums(warehouse, "fact_sales_pos", day)
+        raw_lines, raw_qty, raw_net = _raw_pos_sums(warehouse, day)
+        fact_lines, fact_qty, fact_net = self.pos
         problems = []
         if (raw_lines, raw_qty) != (fact_lines, fact_qty) or abs(raw_net - fact_net) > 0.001:
             problems.append(f"POS raw {raw_lines} lines / {raw_qty} units / {raw_net:.2f} net vs fact {fact_lines} "
@@ -141,7 +149,11 @@ class DayStats:
 
 
 def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+    return _sum(sa.case((condition, 1), else_=0))
+
+
+def _sum(values: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.func.coalesce(sa.func.sum(values), 0)
 
 
 @dg.asset(
