@@ -63,19 +63,24 @@ def test_a_rule_with_no_sql_form_is_an_error_not_a_silent_pass():
         sql_rules(spec, table, "duckdb")
 
 
-def test_a_natural_key_repeated_across_chunks_is_caught_by_the_day_hashes():
-    """raw_pos_sales validates a day in chunks: a key in two chunks is seen only by the hashes of the whole day,
-    which then send the warehouse to count the repeats exactly."""
-    from retail_assets.assets.sources.pos import _may_repeat, _send
+def test_a_natural_key_repeated_across_chunks_is_counted_by_the_warehouse(warehouse_url):
+    """raw_pos_sales validates a day in chunks, each on its own: when a store has lines in two chunks, the
+    warehouse counts the keys repeated across them; when no store does, no key can repeat and nothing is asked."""
+    from retail_assets.assets.sources.pos import _duplicate_keys, _may_repeat, _send
 
-    sent: list[int] = []
-    first = raw_pos_sales({"receipt_id": "R1"}, {"receipt_id": "R2"})
-    second = raw_pos_sales({"receipt_id": "R3"}, {"receipt_id": "R1"})  # R1 line 1 again, in another chunk
+    first = raw_pos_sales({"receipt_id": "R1"}, {"receipt_id": "R2"}, {"store_code": "S2", "receipt_id": "R1"})
+    second = raw_pos_sales({"receipt_id": "R3"}, {"receipt_id": "R1"})  # S1 R1 line 1 again, in another chunk
+    third = raw_pos_sales({"store_code": "S3", "receipt_id": "R1"})
     day = pd.Timestamp("2024-07-01").date()
-    hashes: list = []
-    checks: list = []
-    for chunk in (first, second):
-        _send(RAW_POS_SALES, lambda rows: sent.append(len(rows)) or len(rows), [chunk], checks, day, hashes)
-    assert sent == [2, 2] and checks == [None, None]  # each chunk on its own is valid
-    assert _may_repeat(hashes)
-    assert not _may_repeat(hashes[:1]) and not _may_repeat([])
+    warehouse = Warehouse(url=warehouse_url)
+    try:
+        with warehouse.transaction() as tx:
+            stores: list = []
+            checks: list = []
+            for chunk in (first, second, third):
+                _send(RAW_POS_SALES, lambda rows: tx.append(RAW_POS_SALES, rows), [chunk], checks, day, stores)
+            assert checks == [None, None, None]  # each chunk on its own is valid
+            assert _may_repeat(stores) and not _may_repeat([stores[0], stores[2]]) and not _may_repeat([])
+            assert _duplicate_keys(tx, RAW_POS_SALES, day) == 1
+    finally:
+        warehouse.dispose()
