@@ -47,3 +47,34 @@ def test_a_source_error_never_shows_the_password():
         source.read(sa.text("SELECT 1"))
     assert "hunter2" not in str(info.value) and "online shop" in str(info.value)
     assert "reader:***@" in str(info.value)
+
+
+def test_the_appender_loads_every_frame_or_nothing(warehouse_url: str):
+    """Frames sent through one appender all land (DuckDB stores each on a worker thread while the next is made,
+    PostgreSQL streams them through one COPY); a frame the database refuses fails the block and the transaction,
+    and the rows sent before it are gone too."""
+    import pandas as pd
+
+    from retail_assets.resources import Warehouse
+    from retail_assets.schemas.sources import RAW_POS_SALES
+    from retail_assets_tests.transforms import raw_pos_sales
+
+    chunks = [raw_pos_sales(*({"receipt_id": f"C{c}R{i}"} for i in range(1_000))) for c in range(5)]
+    warehouse = Warehouse(url=warehouse_url)
+    try:
+        with warehouse.transaction() as tx, tx.appender(RAW_POS_SALES) as append:
+            sent = sum(append(chunk) for chunk in chunks)
+        assert sent == 5_000 == warehouse.scalar("SELECT COUNT(*) FROM raw_pos_sales")
+
+        refused = raw_pos_sales({"receipt_id": "X"}).assign(store_code=None)  # NOT NULL column
+        with pytest.raises(Exception, match="(?i)null"):
+            with warehouse.transaction() as tx:
+                tx.delete(RAW_POS_SALES, {})
+                with tx.appender(RAW_POS_SALES) as append:
+                    append(chunks[0])
+                    append(refused)
+                    append(chunks[1])
+        assert warehouse.scalar("SELECT COUNT(*) FROM raw_pos_sales") == 5_000  # the earlier load is intact
+        assert isinstance(warehouse.read(RAW_POS_SALES), pd.DataFrame)
+    finally:
+        warehouse.dispose()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext, suppress
 from typing import Any
 
 import dagster as dg
@@ -94,15 +95,19 @@ class WarehouseTx:
     @contextmanager
     def appender(self, spec: TableSpec) -> Iterator[Callable[[pd.DataFrame], int]]:
         """``append`` for many frames that make one load, e.g. a business day file by file: only one frame need be
-        in memory at a time. On PostgreSQL one ``COPY`` stays open across the frames, so the server stores one
-        frame while the caller prepares the next; the connection can run nothing else until the block ends, so
-        delete first and use one appender at a time."""
+        in memory at a time. The database stores one frame while the caller prepares the next: on PostgreSQL one
+        ``COPY`` stays open across the frames, on DuckDB each frame is inserted by a background thread (DuckDB lets
+        go of the GIL while it works). The connection can run nothing else until the block ends, so delete first
+        and use one appender at a time."""
         table = self._wh.table(spec, self.conn)
-        if self.conn.dialect.name != "postgresql":
+        if self.conn.dialect.name == "postgresql":
+            with self._copy(spec, table) as send:
+                yield send
+        elif self.conn.dialect.name == "duckdb":
+            with _one_behind(lambda df: self._insert_duckdb(spec, table, df)) as send:
+                yield send
+        else:
             yield lambda df: self.append(spec, df)
-            return
-        with self._copy(spec, table) as send:
-            yield send
 
     def _copy_postgres(self, spec: TableSpec, table: sa.Table, df: pd.DataFrame) -> None:
         with self._copy(spec, table) as send:
@@ -144,8 +149,38 @@ class WarehouseTx:
         raw.register("_retail_incoming", _arrow(spec, df))
         try:
             raw.execute(f"INSERT INTO {quote(table.name)} ({column_list}) SELECT {select_list} FROM _retail_incoming")
+        except Exception:
+            with suppress(Exception):  # an aborted transaction refuses this too; the insert's error is the news
+                raw.unregister("_retail_incoming")
+            raise
+        raw.unregister("_retail_incoming")
+
+
+@contextmanager
+def _one_behind(store: Callable[[pd.DataFrame], None]) -> Iterator[Callable[[pd.DataFrame], int]]:
+    """``send(frame)`` that hands the frame to ``store`` on a worker thread and returns at once, after waiting for
+    the previous frame: at most one frame is being stored while the caller prepares the next. Leaving the block
+    waits for the last one; an error of ``store`` is raised by the next ``send`` or by leaving the block."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-append")
+    pending: list[Future] = []
+
+    def wait() -> None:
+        while pending:
+            pending.pop().result()
+
+    def send(df: pd.DataFrame) -> int:
+        wait()
+        if not df.empty:
+            pending.append(pool.submit(store, df))
+        return len(df)
+
+    try:
+        yield send
+    finally:
+        try:
+            wait()
         finally:
-            raw.unregister("_retail_incoming")
+            pool.shutdown(wait=True)
 
 
 class Warehouse(dg.ConfigurableResource):
