@@ -1,4 +1,4 @@
-"""POS sales lines turned into ``fact_sales`` inside the warehouse: one ``INSERT ... SELECT`` per batch of stores.
+"""POS sales lines turned into ``fact_sales`` inside the warehouse: one ``INSERT ... SELECT`` a day.
 
 A day of a million POS lines never leaves the database: reading it out, conforming it in pandas and copying it
 back cost three times what the statement costs the server. The rules are those of the module docstring of
@@ -95,7 +95,8 @@ def local_time_segments(timezone: str, first: datetime, last: datetime) -> list[
     offset changes; every local time in that span falls in exactly one segment (DST rule in the module
     docstring)."""
     zone = ZoneInfo(timezone)
-    start, end = first - _SLACK, last + _SLACK
+    # Whole seconds, like the zone's transitions: the bisection in _transitions then ends on the exact instant.
+    start, end = (first - _SLACK).replace(microsecond=0), (last + _SLACK).replace(microsecond=0)
     offset = _offset(zone, start)
     local_from = start + offset
     segments = []
@@ -139,9 +140,8 @@ def _values(segments: list[Segment]) -> tuple[str, dict[str, object]]:
     return ", ".join(rows), params
 
 
-def insert_pos_fact_sales(conn: sa.Connection, day: date, *, run_id: str, reporting_timezone: str,
-                          stores: list[str] | None = None) -> int:
-    """Insert the POS lines of ``day`` (of ``stores``, or all) from raw_pos_sales into fact_sales; the row count.
+def insert_pos_fact_sales(conn: sa.Connection, day: date, *, run_id: str, reporting_timezone: str) -> int:
+    """Insert the POS lines of ``day`` from raw_pos_sales into fact_sales; the row count.
 
     The caller deletes the day's old rows first, in the same transaction."""
     if conn.dialect.name not in SUPPORTED:
@@ -149,14 +149,10 @@ def insert_pos_fact_sales(conn: sa.Connection, day: date, *, run_id: str, report
                                   f"not {conn.dialect.name}")
     q = _quote(conn)
     raw, store = q(RAW_POS_SALES.name), q(DIM_STORE.name)
-    where = f"r.{q('business_date')} = :day" + (f" AND r.{q('store_code')} IN :stores" if stores is not None else "")
+    where = f"r.{q('business_date')} = :day"
     params: dict[str, object] = {"day": day, "reporting": reporting_timezone, "beginning": _BEGINNING, "end": _END,
                                  "run_id": run_id, "date_text": day.strftime("%Y%m%d"),
                                  "date_key": int(day.strftime("%Y%m%d"))}
-    if stores is not None:
-        if not stores:
-            return 0
-        params["stores"] = list(stores)
 
     if conn.dialect.name == "postgresql":
         # Fresh statistics, or the planner (guessing at tables loaded minutes ago) sorts a million lines to disk
@@ -171,7 +167,7 @@ def insert_pos_fact_sales(conn: sa.Connection, day: date, *, run_id: str, report
         f"SELECT COALESCE(s.{q('timezone')}, :reporting) AS tz, MIN(r.{q('sold_at')}), MAX(r.{q('sold_at')}) "
         f"FROM {raw} r LEFT JOIN {store} s ON s.{q('store_code')} = r.{q('store_code')} WHERE {where} "
         f"GROUP BY COALESCE(s.{q('timezone')}, :reporting)"
-    ).bindparams(*_expanding(stores)), params).all()
+    ), params).all()
     if not span:
         return 0
     segments = [seg for tz, first, last in span for seg in local_time_segments(tz, first, last)]
@@ -224,9 +220,5 @@ def insert_pos_fact_sales(conn: sa.Connection, day: date, *, run_id: str, report
         f"LEFT JOIN products p ON p.k = l.{q('sku_norm')} AND l.sold_at_utc >= p.lo AND l.sold_at_utc < p.hi "
         f"LEFT JOIN customers c ON c.k = l.customer_id AND l.sold_at_utc >= c.lo AND l.sold_at_utc < c.hi"
     )
-    result = conn.execute(sa.text(statement).bindparams(*_expanding(stores)), params)  # noqa: S608 - spec names
+    result = conn.execute(sa.text(statement), params)  # noqa: S608 - names from the specs, values bound
     return int(result.rowcount)
-
-
-def _expanding(stores: list[str] | None) -> list[sa.BindParameter]:
-    return [sa.bindparam("stores", expanding=True)] if stores is not None else []

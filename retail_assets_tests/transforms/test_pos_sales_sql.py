@@ -61,3 +61,15 @@ def test_a_half_hour_spring_forward_moves_to_the_first_valid_instant():
         t("2024-10-05 15:29").value, t("2024-10-05 15:30").value, t("2024-10-05 15:30").value,
         t("2024-04-06 14:45").value,  # 01:45 happens twice on 2024-04-07: the first time, still at +11:00
     ]
+
+
+def test_the_transition_is_found_to_the_second_whatever_the_first_time_of_the_day():
+    t = pd.Timestamp
+    first = datetime(2024, 3, 10, 0, 0, 7, 123456)  # the day's earliest sale, with microseconds
+    segments = local_time_segments("America/New_York", first, datetime(2024, 3, 10, 23, 0))
+    local = np.array([t("2024-03-10 01:59:59.999999"), t("2024-03-10 02:00:00"), t("2024-03-10 02:59:59.999999"),
+                      t("2024-03-10 03:00:00")], dtype="datetime64[ns]")
+    assert convert(segments, local).tolist() == [
+        t("2024-03-10 06:59:59.999999").value, t("2024-03-10 07:00").value, t("2024-03-10 07:00").value,
+        t("2024-03-10 07:00").value,
+    ]
