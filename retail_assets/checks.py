@@ -7,7 +7,7 @@ rule and a sample of failure cases travel as metadata, visible in the UI for eac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 import pandas as pd
@@ -192,6 +192,30 @@ def sql_rules(spec: TableSpec, table: sa.Table, dialect: str) -> list[tuple[str,
     return rules
 
 
+def count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    """The number of rows for which ``condition`` holds, as an aggregate (0 over no rows)."""
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def _sampled(column: str, check: str, cases: list[str], count: int) -> pd.DataFrame:
+    """Failure cases of one rule checked in SQL: a sample, with the rule's full count on the first of them."""
+    return pd.DataFrame({"column": column, "check": check, "failure_case": cases, "index": "-",
+                         "count": [count] + [0] * (len(cases) - 1)})
+
+
+def repeated_keys(conn: sa.Connection, table: sa.Table, keys: Sequence[str], where: sa.ColumnElement[bool],
+                  check: str) -> pd.DataFrame | None:
+    """Values of ``keys`` that more than one row inside ``where`` holds, counted by the database: up to
+    ``MAX_SAMPLE`` of them as failure cases of ``check``, the number of repeated values as its count."""
+    cols = [table.c[k] for k in keys]
+    repeated = sa.select(*cols).where(where).group_by(*cols).having(sa.func.count() > 1)
+    rows = conn.execute(repeated.limit(MAX_SAMPLE)).all()
+    if not rows:
+        return None
+    count = conn.execute(sa.select(sa.func.count()).select_from(repeated.subquery())).scalar_one()
+    return _sampled(",".join(keys), check, ["|".join(map(str, r)) for r in rows], int(count))
+
+
 def sql_failures(conn: sa.Connection, spec: TableSpec, table: sa.Table, where: sa.ColumnElement[bool]
                  ) -> pd.DataFrame | None:
     """The rows of ``table`` inside ``where`` that break the table's pandera model, checked where they live.
@@ -202,25 +226,17 @@ def sql_failures(conn: sa.Connection, spec: TableSpec, table: sa.Table, where: s
     rules = sql_rules(spec, table, conn.dialect.name)
     failures = []
     if rules:
-        counts = conn.execute(sa.select(*(sa.func.coalesce(sa.func.sum(sa.case((v, 1), else_=0)), 0)
-                                          for _, _, v in rules)).where(where)).one()
+        counts = conn.execute(sa.select(*(count_if(v) for _, _, v in rules)).where(where)).one()
         for (column, rule, violation), count in zip(rules, counts, strict=True):
             if count:
                 sample = conn.execute(sa.select(table.c[column]).where(where, violation).limit(MAX_SAMPLE)).scalars()
-                cases = list(map(str, sample))
-                failures.append(pd.DataFrame({"column": column, "check": rule, "failure_case": cases, "index": "-",
-                                              "count": [int(count)] + [0] * (len(cases) - 1)}))
+                failures.append(_sampled(column, rule, list(map(str, sample)), int(count)))
     unique_sets = [(c,) for c, col in spec.schema.columns.items() if col.unique]
     if spec.natural_key and tuple(spec.natural_key) not in unique_sets:
         unique_sets.append(tuple(spec.natural_key))
     for keys in unique_sets:
-        cols = [table.c[k] for k in keys]
-        repeated = sa.select(*cols).where(where).group_by(*cols).having(sa.func.count() > 1)
-        rows = conn.execute(repeated.limit(MAX_SAMPLE)).all()
-        if rows:
-            count = conn.execute(sa.select(sa.func.count()).select_from(repeated.subquery())).scalar_one()
-            failures.append(pd.DataFrame({"column": ",".join(keys), "check": "unique natural key" if len(keys) > 1
-                                          or keys == tuple(spec.natural_key) else "unique",
-                                          "failure_case": ["|".join(map(str, r)) for r in rows], "index": "-",
-                                          "count": [int(count)] + [0] * (len(rows) - 1)}))
+        label = "unique natural key" if len(keys) > 1 or keys == tuple(spec.natural_key) else "unique"
+        found = repeated_keys(conn, table, keys, where, label)
+        if found is not None:
+            failures.append(found)
     return pd.concat(failures, ignore_index=True) if failures else None

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from pandera.typing import Series
 
-from retail_assets.checks import schema_result, sql_failures, sql_rules, validate_frame
+from retail_assets.checks import repeated_keys, schema_result, sql_failures, sql_rules, validate_frame
 from retail_assets.resources import Warehouse
 from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.sources import RAW_POS_SALES
@@ -66,7 +66,7 @@ def test_a_rule_with_no_sql_form_is_an_error_not_a_silent_pass():
 def test_a_natural_key_repeated_across_chunks_is_counted_by_the_warehouse(warehouse_url):
     """raw_pos_sales validates a day in chunks, each on its own: when a store has lines in two chunks, the
     warehouse counts the keys repeated across them; when no store does, no key can repeat and nothing is asked."""
-    from retail_assets.assets.sources.pos import _duplicate_keys, _may_repeat, _send
+    from retail_assets.assets.sources.pos import _may_repeat, _send
 
     first = raw_pos_sales({"receipt_id": "R1"}, {"receipt_id": "R2"}, {"store_code": "S2", "receipt_id": "R1"})
     second = raw_pos_sales({"receipt_id": "R3"}, {"receipt_id": "R1"})  # S1 R1 line 1 again, in another chunk
@@ -81,6 +81,10 @@ def test_a_natural_key_repeated_across_chunks_is_counted_by_the_warehouse(wareho
                 _send(RAW_POS_SALES, lambda rows: tx.append(RAW_POS_SALES, rows), [chunk], checks, day, stores)
             assert checks == [None, None, None]  # each chunk on its own is valid
             assert _may_repeat(stores) and not _may_repeat([stores[0], stores[2]]) and not _may_repeat([])
-            assert _duplicate_keys(tx, RAW_POS_SALES, day) == 1
+            table = warehouse.table(RAW_POS_SALES, tx.conn)
+            repeats = repeated_keys(tx.conn, table, RAW_POS_SALES.natural_key, table.c.business_date == day,
+                                    "unique natural key")
+            assert repeats is not None and repeats["count"].sum() == 1
+            assert repeats["failure_case"].tolist() == ["S1|2024-07-01|R1|1"]
     finally:
         warehouse.dispose()

@@ -8,10 +8,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import pandas as pd
-import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
-from retail_assets.checks import RECONCILED_CHECK, check_spec, combine, schema_check_spec, schema_result, validate_frame
+from retail_assets.checks import (
+    RECONCILED_CHECK,
+    check_spec,
+    combine,
+    repeated_keys,
+    schema_check_spec,
+    schema_result,
+    validate_frame,
+)
 from retail_assets.layouts import Layout
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import PosDropFolder, Warehouse
@@ -256,7 +263,7 @@ def _send(spec: TableSpec, append, pending: list[pd.DataFrame], checks: list, da
 def _may_repeat(chunk_stores: list[set[str]]) -> bool:
     """Whether a natural key (store, day, receipt, line) can repeat across the day's chunks: only when a store has
     lines in two of them (a file with a store column next to another file of that store), since each chunk's
-    own keys are checked by ``validate_frame``. Then the warehouse counts the repeats exactly."""
+    own keys are checked by ``validate_frame``. Then the warehouse finds the repeats (``repeated_keys``)."""
     seen: set[str] = set()
     for stores in chunk_stores:
         if seen & stores:
@@ -265,21 +272,9 @@ def _may_repeat(chunk_stores: list[set[str]]) -> bool:
     return False
 
 
-def _duplicate_keys(tx, spec: TableSpec, day: date) -> int:
-    """Natural keys repeated within the day, counted by the warehouse."""
-    table = tx.conn.dialect.identifier_preparer
-    keys = ", ".join(table.quote(k) for k in spec.natural_key)
-    query = sa.text(f"SELECT COUNT(*) FROM (SELECT {keys} FROM {table.quote(spec.name)} "  # noqa: S608 - spec names
-                    f"WHERE business_date = :day GROUP BY {keys} HAVING COUNT(*) > 1) AS repeated")
-    return int(tx.conn.execute(query, {"day": day}).scalar())
-
-
-def _day_schema_result(spec: TableSpec, chunk_failures: list, duplicates: int, rows: int, day: date
+def _day_schema_result(spec: TableSpec, chunk_failures: list, repeats: pd.DataFrame | None, rows: int, day: date
                        ) -> dg.AssetCheckResult:
-    failures = [f for f in chunk_failures if f is not None]
-    if duplicates:
-        failures.append(pd.DataFrame({"column": ",".join(spec.natural_key), "check": "unique natural key",
-                                      "failure_case": [f"{duplicates} repeated key(s)"], "index": ["-"]}))
+    failures = [f for f in (*chunk_failures, repeats) if f is not None]
     return schema_result(spec, pd.concat(failures, ignore_index=True) if failures else None, rows, day.isoformat())
 
 
@@ -323,8 +318,10 @@ def _pos_day_asset(spec, kind: str, doc: str):
                 ledger = pd.DataFrame(entries) if entries else POS_FILE_LEDGER.empty()
                 tx.replace(REJECTIONS, rejected_day, {"business_date": day, "asset": spec.name})
                 tx.replace(POS_FILE_LEDGER, ledger, {"business_date": day, "kind": kind})
-                duplicates = _duplicate_keys(tx, spec, day) if _may_repeat(chunk_stores) else 0
-            checks += [_day_schema_result(spec, day_checks, duplicates, day_rows, day),
+                table = warehouse.table(spec, tx.conn)
+                repeats = repeated_keys(tx.conn, table, spec.natural_key, table.c.business_date == day,
+                                        "unique natural key") if _may_repeat(chunk_stores) else None
+            checks += [_day_schema_result(spec, day_checks, repeats, day_rows, day),
                        reconcile_files(ledger, range(day_rows), rejected_day), schema_drift(ledger)]
             if kind == "sales":
                 checks.append(completeness(stores, ledger, day))

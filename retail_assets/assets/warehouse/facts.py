@@ -13,6 +13,7 @@ from retail_assets.checks import (
     RECONCILED_CHECK,
     check_spec,
     combine,
+    count_if,
     schema_check_spec,
     schema_result,
     sql_failures,
@@ -83,11 +84,11 @@ class DayStats:
             dim = warehouse.table(spec, tx.conn)
             known[column] = sa.select(dim.c[column].label("k")).distinct().subquery(f"known_{column}")
             source = source.outerjoin(known[column], known[column].c.k == c[column])
-        dangling = [_count_if(sa.and_(c[col] != UNKNOWN_KEY, known[col].c.k.is_(None))) for col, _ in self.DIMENSIONS]
+        dangling = [count_if(sa.and_(c[col] != UNKNOWN_KEY, known[col].c.k.is_(None))) for col, _ in self.DIMENSIONS]
         row = tx.conn.execute(sa.select(
-            total, _count_if(c.source_system == "online"), _sum(c.quantity), _sum(c.net_amount),
-            _count_if(c.is_return), _count_if(c.product_key == UNKNOWN_KEY),
-            _count_if(pos), _sum(sa.case((pos, c.quantity), else_=0)), _sum(sa.case((pos, c.net_amount), else_=0)),
+            total, count_if(c.source_system == "online"), _sum(c.quantity), _sum(c.net_amount),
+            count_if(c.is_return), count_if(c.product_key == UNKNOWN_KEY),
+            count_if(pos), _sum(sa.case((pos, c.quantity), else_=0)), _sum(sa.case((pos, c.net_amount), else_=0)),
             *dangling).select_from(source).where(of_day)).one()
         self.rows, self.online_rows, self.units = int(row[0]), int(row[1]), int(row[2])
         self.net, self.return_lines, self.unknown_products = round(float(row[3]), 2), int(row[4]), int(row[5])
@@ -146,10 +147,6 @@ class DayStats:
                       "online_source_rows": online_source_rows, "online_fact_rows": self.online_rows,
                       "online_not_loaded": online_rejected, "problems": "; ".join(problems) or "none"},
         )
-
-
-def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    return _sum(sa.case((condition, 1), else_=0))
 
 
 def _sum(values: sa.ColumnElement) -> sa.ColumnElement:
