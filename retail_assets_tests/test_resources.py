@@ -67,13 +67,12 @@ def test_the_appender_loads_every_frame_or_nothing(warehouse_url: str):
         assert sent == 5_000 == warehouse.scalar("SELECT COUNT(*) FROM raw_pos_sales")
 
         refused = raw_pos_sales({"receipt_id": "X"}).assign(store_code=None)  # NOT NULL column
-        with pytest.raises(Exception, match="(?i)null"):
-            with warehouse.transaction() as tx:
-                tx.delete(RAW_POS_SALES, {})
-                with tx.appender(RAW_POS_SALES) as append:
-                    append(chunks[0])
-                    append(refused)
-                    append(chunks[1])
+        with pytest.raises(Exception, match="(?i)null"), warehouse.transaction() as tx:
+            tx.delete(RAW_POS_SALES, {})
+            with tx.appender(RAW_POS_SALES) as append:
+                append(chunks[0])
+                append(refused)
+                append(chunks[1])
         assert warehouse.scalar("SELECT COUNT(*) FROM raw_pos_sales") == 5_000  # the earlier load is intact
         assert isinstance(warehouse.read(RAW_POS_SALES), pd.DataFrame)
     finally:
