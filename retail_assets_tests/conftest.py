@@ -70,6 +70,15 @@ def company(small_company: tuple[Path, dict], tmp_path: Path) -> tuple[Path, dic
     return dst, manifest
 
 
+def engine_warehouse(request: pytest.FixtureRequest, folder: Path) -> tuple[str, str | None]:
+    """For a fixture parametrised by engine: the warehouse URL (a DuckDB file in ``folder``, or a new PostgreSQL
+    database) and the PostgreSQL database's name, for ``drop_pg_database`` afterwards (None for DuckDB)."""
+    if request.param == "duckdb":
+        return f"duckdb:///{folder / 'warehouse.duckdb'}", None
+    database = create_pg_database(request.getfixturevalue("pg_admin"))
+    return pg_url(database), database
+
+
 def pg_url(database: str) -> str:
     return sa.make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
 
@@ -132,13 +141,7 @@ def loaded_company(request: pytest.FixtureRequest, small_company: tuple[Path, di
 
     base = tmp_path_factory.mktemp(f"loaded_{request.param}")
     shutil.copytree(small_company[0], base / "company")
-    database = None
-    if request.param == "duckdb":
-        url = f"duckdb:///{base / 'warehouse.duckdb'}"
-    else:
-        admin = request.getfixturevalue("pg_admin")
-        database = create_pg_database(admin)
-        url = pg_url(database)
+    url, database = engine_warehouse(request, base)
     env = platform_environment(base / "company", url, base / "dagster_home")
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():

@@ -34,7 +34,7 @@ from retail_assets.transforms.facts import (
 from retail_assets.transforms.identity import build_dim_customer, resolve_customers
 from retail_assets.transforms.normalise import normalise_loyalty_card, normalise_sku
 from retail_assets.transforms.pos_sales_sql import insert_pos_fact_sales
-from retail_assets_tests.conftest import create_pg_database, drop_pg_database, pg_url
+from retail_assets_tests.conftest import drop_pg_database, engine_warehouse
 
 from . import (
     RUN,
@@ -83,13 +83,7 @@ def pos(request: pytest.FixtureRequest, dims: dict[str, pd.DataFrame], tmp_path_
         ) -> Iterator[Callable[[pd.DataFrame], pd.DataFrame]]:
     """POS raw lines -> fact_sales rows, by the warehouse's own INSERT ... SELECT, on each engine: the dimensions
     above are loaded once per module; each call replaces raw_pos_sales and fact_sales and reads the facts back."""
-    database = None
-    if request.param == "duckdb":
-        url = f"duckdb:///{tmp_path_factory.mktemp('pos_facts') / 'warehouse.duckdb'}"
-    else:
-        admin = request.getfixturevalue("pg_admin")
-        database = create_pg_database(admin)
-        url = pg_url(database)
+    url, database = engine_warehouse(request, tmp_path_factory.mktemp("pos_facts"))
     warehouse = Warehouse(url=url)
     with warehouse.transaction() as tx:
         for spec, key in ((DIM_STORE, "dim_store"), (DIM_PRODUCT, "dim_product"), (DIM_CUSTOMER, "dim_customer"),
