@@ -263,9 +263,9 @@ class Warehouse(dg.ConfigurableResource):
         names = list(columns or spec.columns)
         query = sa.select(*(table.c[c] for c in names)).where(*_where(table, where or {}))
         fast = self.dialect in ("postgresql", "duckdb")
-        return _typed(spec, self._read_arrow(spec, query, names) if fast else self.query(query))
+        return _typed(spec, self._read_arrow(table, query, names) if fast else self.query(query))
 
-    def _read_arrow(self, spec: TableSpec, query: sa.Select, names: list[str]) -> pd.DataFrame:
+    def _read_arrow(self, table: sa.Table, query: sa.Select, names: list[str]) -> pd.DataFrame:
         with self.engine.connect() as conn:
             # The statement is compiled by SQLAlchemy from the table spec; the filter values are our own dates,
             # numbers and codes, rendered as literals by the dialect's own quoting.
@@ -278,8 +278,7 @@ class Warehouse(dg.ConfigurableResource):
                 with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
                     for block in copy:
                         buf.write(block)
-                sql_types = spec.sql_table(sa.MetaData()).c
-                types = {name: _ARROW_TYPES.get(type(sql_types[name].type), pa.string()) for name in names}
+                types = {name: _ARROW_TYPES.get(type(table.c[name].type), pa.string()) for name in names}
                 arrow = pacsv.read_csv(
                     io.BytesIO(buf.getvalue()),
                     convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
