@@ -216,17 +216,26 @@ def repeated_keys(conn: sa.Connection, table: sa.Table, keys: Sequence[str], whe
     return _sampled(",".join(keys), check, ["|".join(map(str, r)) for r in rows], int(count))
 
 
-def sql_failures(conn: sa.Connection, spec: TableSpec, table: sa.Table, where: sa.ColumnElement[bool]
-                 ) -> pd.DataFrame | None:
+def rule_counts(spec: TableSpec, table: sa.Table, dialect: str, where: sa.ColumnElement[bool]
+                ) -> list[sa.ColumnElement[int]]:
+    """The aggregates ``sql_failures`` computes in its scan, for a caller that scans the same rows for other
+    reasons and hands their values back as ``counts`` (rows outside ``where`` are not counted)."""
+    return [count_if(sa.and_(where, violation)) for _, _, violation in sql_rules(spec, table, dialect)]
+
+
+def sql_failures(conn: sa.Connection, spec: TableSpec, table: sa.Table, where: sa.ColumnElement[bool],
+                 counts: Sequence[int] | None = None) -> pd.DataFrame | None:
     """The rows of ``table`` inside ``where`` that break the table's pandera model, checked where they live.
 
-    One scan counts the violations of every rule (and the repeats of every unique column and of the natural
-    key); a rule that fails gets up to ``MAX_SAMPLE`` of its values as failure cases. The frame has pandera's
-    failure-case columns plus ``count``: the rows that break the rule on its first case, 0 on the others."""
+    One scan counts the violations of every rule (``counts``: those already counted by the caller's scan with
+    ``rule_counts``), a ``GROUP BY`` the repeats of every unique column and of the natural key; a rule that fails
+    gets up to ``MAX_SAMPLE`` of its values as failure cases. The frame has pandera's failure-case columns plus
+    ``count``: the rows that break the rule on its first case, 0 on the others."""
     rules = sql_rules(spec, table, conn.dialect.name)
     failures = []
     if rules:
-        counts = conn.execute(sa.select(*(count_if(v) for _, _, v in rules)).where(where)).one()
+        if counts is None:
+            counts = conn.execute(sa.select(*rule_counts(spec, table, conn.dialect.name, where)).where(where)).one()
         for (column, rule, violation), count in zip(rules, counts, strict=True):
             if count:
                 sample = conn.execute(sa.select(table.c[column]).where(where, violation).limit(MAX_SAMPLE)).scalars()

@@ -94,8 +94,8 @@ def pos(request: pytest.FixtureRequest, dims: dict[str, pd.DataFrame], tmp_path_
         with warehouse.transaction() as tx:
             tx.replace(RAW_POS_SALES, raw, {})
             tx.delete(FACT_SALES, {})
-            for day in sorted(set(pd.to_datetime(raw["business_date"]).dt.date)):
-                insert_pos_fact_sales(tx.conn, day, run_id=RUN, reporting_timezone=TZ)
+            run.days = [insert_pos_fact_sales(tx.conn, day, run_id=RUN, reporting_timezone=TZ)  # type: ignore[attr-defined]
+                        for day in sorted(set(pd.to_datetime(raw["business_date"]).dt.date))]
         out = warehouse.read(FACT_SALES)
         order = pd.DataFrame({"file_line": _last_number(out["source_ref"]), "line": _last_number(out["sale_line_id"])})
         out = out.loc[order.sort_values(["file_line", "line"]).index].reset_index(drop=True)
@@ -242,6 +242,11 @@ def test_pos_performance_smoke_is_correct_on_200k_rows(pos):
     np.testing.assert_array_equal(np.rint(facts["gross_amount"].to_numpy() * 100).astype(np.int64), gross)
     np.testing.assert_array_equal(np.rint(facts["net_amount"].to_numpy() * 100).astype(np.int64), net)
     np.testing.assert_array_equal(facts["net_amount"].to_numpy(), np.round(net / 100, 2))
+    # What the reconciliation compares the facts with: the raw lines summed by the warehouse, day by day.
+    days = pos.days
+    assert len(days) == len(set(sold_at.normalize())) and sum(d.facts for d in days) == n
+    assert sum(d.raw_lines for d in days) == n and sum(d.raw_units for d in days) == int(quantity.sum())
+    assert sum(round(d.raw_net * 100) for d in days) == int(net.sum())
 
 
 def test_day_stats_find_dangling_keys_and_unknown_skus_in_the_warehouse(pos):
@@ -251,7 +256,8 @@ def test_day_stats_find_dangling_keys_and_unknown_skus_in_the_warehouse(pos):
         {"line_no": 1, "sku_raw": "HB-004211", "sku_norm": "HB004211", "quantity": 2, "unit_price": 12.5},
         {"line_no": 2, "sku_raw": "zz-999", "sku_norm": "ZZ999", "quantity": -1, "unit_price": 3.0},
     ))
-    stray = facts.iloc[[0]].assign(sale_line_id="pos:S9:20240701:R1:1", store_key=99, customer_key=77)
+    # A POS row with keys no dimension has and a channel the model does not allow.
+    stray = facts.iloc[[0]].assign(sale_line_id="pos:S9:20240701:R1:1", store_key=99, customer_key=77, channel="kiosk")
     day = pd.Timestamp("2024-07-01").date()
     with pos.warehouse.transaction() as tx:
         tx.append(FACT_SALES, stray)
@@ -260,7 +266,8 @@ def test_day_stats_find_dangling_keys_and_unknown_skus_in_the_warehouse(pos):
     assert stats.net == 47.0 and stats.pos == (3, 3, 47.0)
     assert stats.unknown_skus == [("ZZ999", 1)]
     assert stats.dangling == {"store_key": [99], "customer_key": [77]}
-    assert stats.failures is None
+    assert stats.failures[["column", "failure_case", "count"]].values.tolist() == [["channel", "kiosk", 1]]
+    assert not stats.schema(day).passed
     assert not stats.keys_resolved(day).passed
     rate = stats.unknown_product_rate(day)
     assert not rate.passed and rate.metadata["top_unknown_skus"].value == "ZZ999 (1)"

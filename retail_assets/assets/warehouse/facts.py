@@ -14,6 +14,7 @@ from retail_assets.checks import (
     check_spec,
     combine,
     count_if,
+    rule_counts,
     schema_check_spec,
     schema_result,
     sql_failures,
@@ -46,21 +47,11 @@ from retail_assets.transforms.facts import (
     pos_fact_inventory,
     reporting_timezone,
 )
-from retail_assets.transforms.pos_sales_sql import insert_pos_fact_sales
+from retail_assets.transforms.pos_sales_sql import PosDay, insert_pos_fact_sales
 
 KEYS_CHECK = "keys_resolved"
 UNKNOWN_PRODUCT_CHECK = "unknown_product_rate"
 UNKNOWN_PRODUCT_LIMIT = 0.05
-
-
-def _raw_pos_sums(warehouse: Warehouse, day) -> tuple[int, int, float]:
-    """(lines, quantity, net) of the day's raw POS lines, computed by the warehouse from NUMERIC columns."""
-    query = ("SELECT COUNT(*), COALESCE(SUM(quantity), 0), "
-             "COALESCE(SUM(quantity * unit_price - SIGN(quantity) * discount), 0) "
-             "FROM raw_pos_sales WHERE business_date = :day")
-    with warehouse.engine.connect() as conn:
-        lines, qty, net = conn.execute(sa.text(query), {"day": day}).one()
-    return int(lines), int(qty), round(float(net), 2)
 
 
 class DayStats:
@@ -85,11 +76,13 @@ class DayStats:
             known[column] = sa.select(dim.c[column].label("k")).distinct().subquery(f"known_{column}")
             source = source.outerjoin(known[column], known[column].c.k == c[column])
         dangling = [count_if(sa.and_(c[col] != UNKNOWN_KEY, known[col].c.k.is_(None))) for col, _ in self.DIMENSIONS]
+        # The model's rules on the POS lines (the online lines were checked by pandera before they were written).
+        rules = rule_counts(FACT_SALES, fact, tx.conn.dialect.name, pos)
         row = tx.conn.execute(sa.select(
             total, count_if(c.source_system == "online"), _sum(c.quantity), _sum(c.net_amount),
             count_if(c.is_return), count_if(c.product_key == UNKNOWN_KEY),
             count_if(pos), _sum(sa.case((pos, c.quantity), else_=0)), _sum(sa.case((pos, c.net_amount), else_=0)),
-            *dangling).select_from(source).where(of_day)).one()
+            *dangling, *rules).select_from(source).where(of_day)).one()
         self.rows, self.online_rows, self.units = int(row[0]), int(row[1]), int(row[2])
         self.net, self.return_lines, self.unknown_products = round(float(row[3]), 2), int(row[4]), int(row[5])
         self.pos = (int(row[6]), int(row[7]), round(float(row[8]), 2))
@@ -97,13 +90,14 @@ class DayStats:
             sa.select(c.sku, total).where(of_day, c.product_key == UNKNOWN_KEY, c.sku.is_not(None))
             .group_by(c.sku).order_by(total.desc(), c.sku).limit(10)).all() if self.unknown_products else []
         self.dangling = {}
-        for (column, _), count in zip(self.DIMENSIONS, row[9:], strict=True):
+        dims_end = 9 + len(self.DIMENSIONS)
+        for (column, _), count in zip(self.DIMENSIONS, row[9:dims_end], strict=True):
             if count:
                 self.dangling[column] = tx.conn.execute(
                     sa.select(c[column]).distinct().select_from(source)
                     .where(of_day, c[column] != UNKNOWN_KEY, known[column].c.k.is_(None))
                     .order_by(c[column]).limit(10)).scalars().all()
-        pos_failures = sql_failures(tx.conn, FACT_SALES, fact, sa.and_(of_day, pos))
+        pos_failures = sql_failures(tx.conn, FACT_SALES, fact, sa.and_(of_day, pos), counts=row[dims_end:])
         found = [f for f in (pos_failures, online_failures) if f is not None]
         self.failures = pd.concat(found, ignore_index=True) if found else None
         self.preview = pd.DataFrame([dict(r._mapping) for r in tx.conn.execute(
@@ -128,11 +122,10 @@ class DayStats:
                       "top_unknown_skus": ", ".join(f"{k} ({v})" for k, v in self.unknown_skus) or "none"},
         )
 
-    def reconcile(self, warehouse: Warehouse, day, online_source_rows: int, online_rejected: int
-                  ) -> dg.AssetCheckResult:
+    def reconcile(self, pos_day: PosDay, day, online_source_rows: int, online_rejected: int) -> dg.AssetCheckResult:
         """Source = fact + rejected, line for line; POS lines, units and net amount equal to the cent, as summed
-        by the warehouse itself from its NUMERIC columns."""
-        raw_lines, raw_qty, raw_net = _raw_pos_sums(warehouse, day)
+        by the warehouse itself from the NUMERIC columns of raw_pos_sales and of fact_sales."""
+        raw_lines, raw_qty, raw_net = pos_day.raw_lines, pos_day.raw_units, pos_day.raw_net
         fact_lines, fact_qty, fact_net = self.pos
         problems = []
         if (raw_lines, raw_qty) != (fact_lines, fact_qty) or abs(raw_net - fact_net) > 0.001:
@@ -193,14 +186,14 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
         online, online_failures = validate_frame(FACT_SALES, online, day.isoformat())
         with warehouse.transaction() as tx:
             tx.delete(FACT_SALES, {"business_date": day})
-            pos_lines = insert_pos_fact_sales(tx.conn, day, run_id=run_id,
+            pos_day = insert_pos_fact_sales(tx.conn, day, run_id=run_id,
                                               reporting_timezone=reporting_timezone(dims["dim_store"]))
             tx.append(FACT_SALES, online)
             tx.replace(REJECTIONS, rejected, {"business_date": day, "asset": "fact_sales"})
             stats = DayStats(tx, warehouse, day, online_failures)
-        checks += [stats.schema(day), stats.reconcile(warehouse, day, len(items) + len(returns), len(rejected)),
+        checks += [stats.schema(day), stats.reconcile(pos_day, day, len(items) + len(returns), len(rejected)),
                    stats.keys_resolved(day), stats.unknown_product_rate(day)]
-        context.log.info(f"fact_sales {day}: {pos_lines} store lines, {stats.online_rows} online lines, "
+        context.log.info(f"fact_sales {day}: {pos_day.facts} store lines, {stats.online_rows} online lines, "
                          f"{len(rejected)} online rows not loaded")
         days.append(stats)
     return dg.MaterializeResult(
