@@ -77,3 +77,35 @@ def test_the_appender_loads_every_frame_or_nothing(warehouse_url: str):
         assert isinstance(warehouse.read(RAW_POS_SALES), pd.DataFrame)
     finally:
         warehouse.dispose()
+
+
+def test_source_frames_have_the_dtypes_of_the_row_wise_constructor(small_company, tmp_path: Path):
+    """SqlSource.read builds its frame column by column; on every table of the sample company's two sources and
+    on SQLite's typeless dirt (numbers, text and NULLs in one column) the result equals ``pd.DataFrame(rows)``."""
+    import sqlite3
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from retail_assets.resources.sql_source import _frame
+
+    dirty = tmp_path / "dirty.db"
+    with sqlite3.connect(dirty) as db:
+        db.execute("CREATE TABLE t (a, b INTEGER, c REAL, d TEXT, e NUMERIC, f DATETIME)")
+        db.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", [
+            (1, 2, 1.5, "x", 3, "2024-03-01 10:00:00"), ("two", None, None, None, 2.5, None),
+            (None, 7, 2.0, "", None, "2024-03-02 11:30:00.250000"), (3.5, -1, float("nan"), "é", 10, None)])
+    root = small_company[0]
+    compared = 0
+    for db in (root / "online_store.db", root / "crm.db", dirty):
+        source = SqlSource(url=f"sqlite:///{db}")
+        for name in sa.inspect(source.engine).get_table_names():
+            with source.engine.connect() as conn:
+                result = conn.execute(sa.select(source.table(name)))
+                rows, columns = result.fetchall(), list(result.keys())
+            expected = pd.DataFrame(rows, columns=columns)
+            pd.testing.assert_frame_equal(_frame(rows, columns), expected, check_exact=True)
+            pd.testing.assert_frame_equal(source.read(sa.select(source.table(name))), expected, check_exact=True)
+            compared += bool(rows)
+        source.engine.dispose()
+    assert compared >= 7  # every table but those the sample leaves empty

@@ -40,7 +40,7 @@ class SqlSource(dg.ConfigurableResource):
         try:
             with self.engine.connect() as conn:
                 result = conn.execute(query, params)
-                return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+                return _frame(result.fetchall(), list(result.keys()))
         except sa.exc.SQLAlchemyError as exc:
             raise RuntimeError(
                 f"Reading the {self.name} database at {self.display_url} failed: {type(exc).__name__}: "
@@ -50,3 +50,14 @@ class SqlSource(dg.ConfigurableResource):
     def table(self, name: str) -> sa.Table:
         """The source table reflected from the database (names come from our code, never from data)."""
         return sa.Table(name, sa.MetaData(), autoload_with=self.engine)
+
+
+def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
+    """The rows as a frame built column by column: the dtypes pandas infers are those of ``pd.DataFrame(rows)``
+    (tested on every source table), at about half the cost for tens of thousands of rows. No rows: the row-wise
+    constructor, which keeps the columns as object."""
+    if not rows:
+        return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame({i: list(values) for i, values in enumerate(zip(*rows, strict=True))})
+    frame.columns = columns
+    return frame
