@@ -63,19 +63,28 @@ MEASURES = [
     Measure("platform_parse", "platform: `load_day` only (scan, hash, parse, validate lines; no database)",
             "postgres", "detail"),
     Measure("platform_raw", "platform: `raw_stores` + `raw_pos_sales` via `dg.materialize`", "postgres", "platform"),
-    Measure("platform_e2e", "platform: raw through `fact_sales` via `dg.materialize`", "postgres", "platform"),
+    Measure("platform_day", "platform: **the day** - its partitioned assets, `raw_pos_sales` and the online day "
+            "through `fact_sales`, what the POS sensor runs (reference data loaded before, its time in the note)",
+            "postgres", "platform"),
+    Measure("platform_day_empty", "platform: the same for a day with no POS file (the day's fixed cost: Dagster, "
+            "the online day, reading the dimensions)", "postgres", "detail"),
+    Measure("platform_e2e", "platform: the whole graph upstream of `fact_sales` in one run (the day and the "
+            "reference refresh: stores, catalog, CRM, dimensions)", "postgres", "platform"),
     Measure("platform_e2e_empty", "platform: the same graph for a day with no POS file (fixed cost: Dagster, "
             "dimensions, online and CRM sources)", "postgres", "detail"),
     Measure("duckdb_read_csv", "DuckDB `read_csv` into a typed table (**the DuckDB limit**)", "duckdb", "limit"),
     Measure("duckdb_platform_raw", "platform: `raw_stores` + `raw_pos_sales` via `dg.materialize`", "duckdb",
             "platform"),
-    Measure("duckdb_platform_e2e", "platform: raw through `fact_sales` via `dg.materialize`", "duckdb", "platform"),
+    Measure("duckdb_platform_day", "platform: **the day** (as `platform_day`)", "duckdb", "platform"),
+    Measure("duckdb_platform_e2e", "platform: the whole graph upstream of `fact_sales` (as `platform_e2e`)", "duckdb",
+            "platform"),
     Measure("duckdb_platform_e2e_empty", "platform: the same graph for a day with no POS file (fixed cost)", "duckdb",
             "detail"),
 ]
 BY_NAME = {m.name: m for m in MEASURES}
-SCALED = ["pg_copy_typed", "platform_raw", "platform_e2e", "duckdb_read_csv", "duckdb_platform_e2e"]
-QUICK = ["pg_copy_typed", "pandas_to_sql", "platform_raw", "platform_e2e", "duckdb_read_csv", "duckdb_platform_raw"]
+SCALED = ["pg_copy_typed", "platform_raw", "platform_day", "platform_e2e", "duckdb_read_csv", "duckdb_platform_day"]
+QUICK = ["pg_copy_typed", "pandas_to_sql", "platform_raw", "platform_day", "platform_e2e", "duckdb_read_csv",
+         "duckdb_platform_raw"]
 
 
 # --- the measured work, one per child process ----------------------------------------------------------------------
@@ -192,7 +201,21 @@ def _has_fact_sales() -> bool:
     return dg.AssetKey("fact_sales") in definitions.defs.resolve_asset_graph().get_all_asset_keys()
 
 
-def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: date = DAY) -> dict:
+def _day_selection():
+    """(reference keys, day keys) upstream of fact_sales: the unpartitioned snapshots and dimensions the reference
+    job refreshes, and the partitioned assets a day's run materialises (what the POS sensor launches)."""
+    import dagster as dg
+
+    from retail_assets import definitions
+
+    graph = definitions.defs.resolve_asset_graph()
+    upstream = dg.AssetSelection.assets("fact_sales").upstream().resolve(graph)
+    reference = sorted(k for k in upstream if not graph.get(k).is_partitioned)
+    return reference, sorted(k for k in upstream if graph.get(k).is_partitioned)
+
+
+def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: date = DAY,
+                   reference_loaded: bool = False) -> dict:
     _platform_env(data, url, workdir)
     if url.startswith("postgresql"):
         _pg_reset(url, list(PLATFORM_TABLES))
@@ -208,10 +231,21 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: d
             return {"skipped": "no fact_sales asset in the definitions yet"}
         from retail_assets import definitions
 
+        everything, all_resources = list(definitions.defs.assets or []), {**definitions.resources, **resources}
+        selection = dg.AssetSelection.assets("fact_sales").upstream()
+        reference_seconds = None
+        if reference_loaded:  # the reference job's share, done first and reported apart
+            reference, daily = _day_selection()
+            start = time.perf_counter()
+            done = dg.materialize(everything, selection=dg.AssetSelection.assets(*reference),
+                                  resources=all_resources, raise_on_error=False)
+            reference_seconds = time.perf_counter() - start
+            if not done.success:
+                return {"error": "the reference assets failed to materialize"}
+            selection = dg.AssetSelection.assets(*daily)
         start = time.perf_counter()
-        result = dg.materialize(list(definitions.defs.assets or []), partition_key=day.isoformat(),
-                                selection=dg.AssetSelection.assets("fact_sales").upstream(),
-                                resources={**definitions.resources, **resources}, raise_on_error=False)
+        result = dg.materialize(everything, partition_key=day.isoformat(), selection=selection,
+                                resources=all_resources, raise_on_error=False)
     else:
         start = time.perf_counter()
         result = dg.materialize(assets, partition_key=day.isoformat(), resources=resources)
@@ -225,6 +259,8 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: d
     out = {"seconds": seconds, "rows": rows, "rejected": rejected}
     if end_to_end:
         out["fact_rows"] = int(wh.scalar("SELECT count(*) FROM fact_sales"))
+        if reference_seconds is not None:
+            out["reference_seconds"] = reference_seconds
     wh.dispose()
     return out
 
@@ -281,10 +317,15 @@ def run_child(args: argparse.Namespace) -> None:
         "platform_raw": lambda: child_platform(data, args.pg_url, workdir, end_to_end=False),
         "platform_e2e": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True),
         "platform_e2e_empty": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, day=EMPTY_DAY),
+        "platform_day": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, reference_loaded=True),
+        "platform_day_empty": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, day=EMPTY_DAY,
+                                                     reference_loaded=True),
         "duckdb_read_csv": lambda: child_duckdb_read_csv(data, workdir),
         "duckdb_platform_raw": lambda: child_platform(data, duck_url, workdir, end_to_end=False),
         "duckdb_platform_e2e": lambda: child_platform(data, duck_url, workdir, end_to_end=True),
         "duckdb_platform_e2e_empty": lambda: child_platform(data, duck_url, workdir, end_to_end=True, day=EMPTY_DAY),
+        "duckdb_platform_day": lambda: child_platform(data, duck_url, workdir, end_to_end=True,
+                                                      reference_loaded=True),
     }[name]
     cpu = time.process_time()
     out = work()
@@ -435,7 +476,7 @@ def main_table(outcomes: list[Outcome], limits: dict[str, float | None], runs: i
             continue
         ratio = f"{o.median / limit:.2f}x" if limit else "-"
         note = [f"{len(o.seconds)} run(s): " + ", ".join(f"{s:.2f}" for s in o.seconds)]
-        for key in ("rejected", "fact_rows", "parse_seconds", "validate_seconds"):
+        for key in ("rejected", "fact_rows", "parse_seconds", "validate_seconds", "reference_seconds"):
             if key in o.extra:
                 value = o.extra[key]
                 note.append(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value:,}")
@@ -570,14 +611,15 @@ def main() -> None:
             if sdata != data and not args.data_dir:
                 shutil.rmtree(sdata, ignore_errors=True)
 
-    e2e = by_name.get("platform_e2e")
+    e2e = by_name.get("platform_day")
+    e2e = e2e if e2e and e2e.median else by_name.get("platform_e2e")
     raw = by_name.get("platform_raw")
     copy = limits["postgres"]
-    basis = "platform_e2e" if e2e and e2e.median else "platform_raw"
+    basis = e2e.measure.name if e2e and e2e.median else "platform_raw"
     numerator = (e2e.median if e2e and e2e.median else raw.median if raw else None)
     if copy is None or numerator is None:  # no PostgreSQL: the DuckDB pair stands in
-        duck = by_name.get("duckdb_platform_e2e")
-        duck = duck if duck and duck.median else by_name.get("duckdb_platform_raw")
+        duck = next((d for d in map(by_name.get, ("duckdb_platform_day", "duckdb_platform_e2e", "duckdb_platform_raw"))
+                     if d and d.median), None)
         numerator, copy = (duck.median if duck else None), limits["duckdb"]
         basis = f"{duck.measure.name if duck else 'duckdb_platform_raw'} vs duckdb_read_csv (no PostgreSQL)"
     ratio = numerator / copy if numerator and copy else float("nan")
