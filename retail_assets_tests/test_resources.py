@@ -109,3 +109,22 @@ def test_source_frames_have_the_dtypes_of_the_row_wise_constructor(small_company
             compared += bool(rows)
         source.engine.dispose()
     assert compared >= 7  # every table but those the sample leaves empty
+
+
+def test_duckdb_memory_is_bounded_by_default_and_the_url_can_change_it(tmp_path: Path):
+    """The embedded warehouse caps DuckDB's memory (DuckDB would take 80% of the machine); ?memory_limit= wins."""
+    for query, expected in (("", urls.DUCKDB_DEFAULT_MEMORY_LIMIT), ("?memory_limit=3GB", "3GB")):
+        engine = urls.make_engine(f"duckdb:///{tmp_path / 'wh.duckdb'}{query}")
+        with engine.connect() as conn:
+            setting = conn.exec_driver_sql("SELECT current_setting('memory_limit')").scalar()
+        engine.dispose()
+        # DuckDB reports the limit in its own units, one decimal cut off (3GB -> "2.7 GiB"): bytes to within 5%.
+        assert abs(_bytes(setting) - _bytes(expected)) < 0.05 * _bytes(expected), (query, setting)
+
+
+def _bytes(size: str) -> float:
+    import re
+
+    number, unit = re.fullmatch(r"([\d.]+)\s*([KMGT]i?B)", size.strip()).groups()
+    power = "KMGT".index(unit[0]) + 1
+    return float(number) * (1024 if "i" in unit else 1000) ** power
