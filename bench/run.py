@@ -234,15 +234,17 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: d
         everything, all_resources = list(definitions.defs.assets or []), {**definitions.resources, **resources}
         selection = dg.AssetSelection.assets("fact_sales").upstream()
         reference_seconds = None
-        if reference_loaded:  # the reference job's share, done first and reported apart
-            reference, daily = _day_selection()
-            start = time.perf_counter()
-            done = dg.materialize(everything, selection=dg.AssetSelection.assets(*reference),
-                                  resources=all_resources, raise_on_error=False)
-            reference_seconds = time.perf_counter() - start
-            if not done.success:
-                return {"error": "the reference assets failed to materialize"}
-            selection = dg.AssetSelection.assets(*daily)
+        if reference_loaded:
+            # The reference job's share, done first in a process of its own (as every Dagster run is: this one then
+            # pays for its own lazy imports, like a run the sensor launches) and reported apart.
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "platform_reference", "--data", str(data),
+                   "--workdir", str(workdir), "--pg-url", url]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            report = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+            if done.returncode or not report:
+                return {"error": f"the reference assets failed to materialize: {done.stderr[-500:]}"}
+            reference_seconds = json.loads(report[-1].removeprefix("BENCH_RESULT "))["seconds"]
+            selection = dg.AssetSelection.assets(*_day_selection()[1])
         start = time.perf_counter()
         result = dg.materialize(everything, partition_key=day.isoformat(), selection=selection,
                                 resources=all_resources, raise_on_error=False)
@@ -263,6 +265,24 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: d
             out["reference_seconds"] = reference_seconds
     wh.dispose()
     return out
+
+
+def child_platform_reference(data: Path, url: str, workdir: Path) -> dict:
+    """The reference assets upstream of fact_sales (stores, catalog, CRM, dimensions), for ``platform_day``."""
+    _platform_env(data, url, workdir)
+    import dagster as dg
+
+    from retail_assets import definitions
+    from retail_assets.resources import PosDropFolder, Warehouse
+
+    resources = {**definitions.resources, "pos_drop": PosDropFolder(path=str(data / "pos_drop")),
+                 "warehouse": Warehouse(url=url)}
+    start = time.perf_counter()
+    done = dg.materialize(list(definitions.defs.assets or []), selection=dg.AssetSelection.assets(*_day_selection()[0]),
+                          resources=resources, raise_on_error=False)
+    if not done.success:
+        return {"error": "the reference assets failed to materialize"}
+    return {"seconds": time.perf_counter() - start}
 
 
 def child_platform_parse(data: Path, workdir: Path) -> dict:
@@ -317,6 +337,7 @@ def run_child(args: argparse.Namespace) -> None:
         "platform_raw": lambda: child_platform(data, args.pg_url, workdir, end_to_end=False),
         "platform_e2e": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True),
         "platform_e2e_empty": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, day=EMPTY_DAY),
+        "platform_reference": lambda: child_platform_reference(data, args.pg_url, workdir),  # any warehouse URL
         "platform_day": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, reference_loaded=True),
         "platform_day_empty": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, day=EMPTY_DAY,
                                                      reference_loaded=True),
