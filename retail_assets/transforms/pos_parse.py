@@ -63,16 +63,18 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 def _rejections(ctx: FileContext, line_numbers: list[int] | np.ndarray, codes: list[str] | pd.Series,
                 reasons: list[str] | pd.Series, records: list[str | None] | pd.Series) -> pd.DataFrame:
     n = len(line_numbers)
-    return pd.DataFrame({
-        "business_date": pd.Series([pd.Timestamp(ctx.business_date)] * n, dtype="datetime64[us]"),
-        "asset": ctx.asset,
-        "source_system": "pos",
-        "source_ref": ctx.path,
+    if not n:
+        return _no_rejections().copy()
+    return pd.DataFrame({  # lists, not scalars to broadcast: half the cost, and a day builds one per file
+        "business_date": np.full(n, np.datetime64(ctx.business_date, "us")),
+        "asset": [ctx.asset] * n,
+        "source_system": ["pos"] * n,
+        "source_ref": [ctx.path] * n,
         "source_key": [f"line {int(i)}" for i in line_numbers],
         "reason_code": list(codes),
         "reason": list(reasons),
         "record": list(records),
-        "run_id": ctx.run_id,
+        "run_id": [ctx.run_id] * n,
     }, columns=REJECTION_COLUMNS)
 
 
@@ -369,15 +371,21 @@ _TEXT = pa.large_string()
 @functools.cache
 def _no_rejections() -> pd.DataFrame:
     """An empty rejections frame: its columns and dtypes do not depend on the file."""
-    return _rejections(FileContext("", date.min, None, "", "", ""), [], [], [], [])
+    dtypes = {"business_date": "datetime64[us]", "asset": "str", "source_system": "str", "source_ref": "str",
+              "run_id": "str"}  # the rest float64, as pandas makes an empty list
+    return pd.DataFrame({c: pd.Series([], dtype=dtypes.get(c, "float64")) for c in REJECTION_COLUMNS})
 
 
 class _NotSame(Exception):
     """This file must go through the reference path."""
 
 
+def _strings(values: pa.Array, dtype: pd.StringDtype = _STRING) -> pd.arrays.ArrowStringArray:
+    return pd.arrays.ArrowStringArray(values, dtype=dtype)
+
+
 def _series(values: pa.Array, dtype: pd.StringDtype = _STRING) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(values, dtype=dtype))
+    return pd.Series(_strings(values, dtype))
 
 
 def _constant(value: str | None, n: int) -> pa.Array:
@@ -508,10 +516,12 @@ def _amounts(raw: pa.Array, decimal: str, empty: float | None) -> tuple[np.ndarr
     return values, missing, numbers and not fraction, broken  # no number at all: pandas says Float64
 
 
-def _amount_series(values: np.ndarray, missing: np.ndarray, whole: bool) -> pd.Series:
+def _amount_array(values: np.ndarray, missing: np.ndarray, whole: bool
+                  ) -> pd.arrays.IntegerArray | pd.arrays.FloatingArray:
+    """Amounts as a nullable array; fractions rounded to the cent (what ``Series.round(2)`` computes)."""
     if whole:
-        return pd.Series(pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing))
-    return pd.Series(pd.arrays.FloatingArray(np.where(missing, 0.0, values), missing))
+        return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
+    return pd.arrays.FloatingArray(np.round(np.where(missing, 0.0, values), 2), missing)
 
 
 def _timestamps(raw: pa.Array, fmt: str) -> np.ndarray | pd.Series:
@@ -773,13 +783,13 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
     keep = pa.array(good) if len(bad_rows) else None
     kept_n = n - len(bad_rows)
 
-    def text_column(values: pa.Array) -> pd.Series:
-        return _series(values if keep is None else pc.filter(values, keep))
+    def text_column(values: pa.Array) -> pd.arrays.ArrowStringArray:
+        return _strings(values if keep is None else pc.filter(values, keep))
 
-    def loyalty_cards() -> pd.Series:
+    def loyalty_cards() -> pd.api.extensions.ExtensionArray:
         card = col("loyalty_card")
         if not ascii_only:
-            return normalise_loyalty_card(_series(card)).pipe(lambda s: s[good].reset_index(drop=True))
+            return normalise_loyalty_card(_series(card))[good].array
         card = pc.utf8_trim_whitespace(card)
         float_like = pc.ends_with(card, ".0")  # r"\.0$": no cell holds a line break here
         card = pc.if_else(float_like, pc.utf8_slice_codeunits(card, 0, -2), card)
@@ -787,25 +797,27 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
             card = pc.replace_substring_regex(card, _PY_ASCII_SPACE, "")
         return text_column(_empty_to_null(pc.ascii_upper(card)))
 
+    # Columns as arrays, not Series: a frame of Series aligns their indexes, about half of this step's cost for a
+    # file of a few thousand lines (and a day has hundreds of files).
     rows = pd.DataFrame({
         "business_date": pd.Timestamp(ctx.business_date),
         "store_code": text_column(store),
         "receipt_id": text_column(receipt),
         "line_no": line_no[good],
-        "sold_at": stamps[good] if isinstance(sold_at, np.ndarray) else sold_at[good].reset_index(drop=True),
+        "sold_at": stamps[good] if isinstance(sold_at, np.ndarray) else sold_at[good].array,
         "register_id": text_column(_empty_to_null(col("register_id"))),
         "cashier_id": text_column(_empty_to_null(col("cashier_id"))),
         "sku_raw": text_column(sku),
         "sku_norm": text_column(sku_norm),
         "quantity": quantity[good],
-        "unit_price": _amount_series(price[0][good], price[1][good], price[2]).round(2),
-        "discount": _amount_series(discount[0][good], discount[1][good], discount[2]).round(2),
+        "unit_price": _amount_array(price[0][good], price[1][good], price[2]),
+        "discount": _amount_array(discount[0][good], discount[1][good], discount[2]),
         "loyalty_card": loyalty_cards(),
         "payment_method": text_column(payment),
-        "layout": _series(_constant(layout.name, kept_n), _STR),
-        "source_file": _series(_constant(ctx.path, kept_n), _STR),
+        "layout": _strings(_constant(layout.name, kept_n), _STR),
+        "source_file": _strings(_constant(ctx.path, kept_n), _STR),
         "source_line": line_numbers[good],
-        "file_hash": _series(_constant(ctx.file_hash, kept_n), _STR),
-        "run_id": _series(_constant(ctx.run_id, kept_n), _STR),
-    })
+        "file_hash": _strings(_constant(ctx.file_hash, kept_n), _STR),
+        "run_id": _strings(_constant(ctx.run_id, kept_n), _STR),
+    }, copy=False)
     return ParsedFile(rows=rows, rejections=rejections, lines=n, extra_columns=extra)
