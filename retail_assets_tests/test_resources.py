@@ -128,3 +128,27 @@ def _bytes(size: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)\s*([KMGT]i?B)", size.strip()).groups()
     power = "KMGT".index(unit[0]) + 1
     return float(number) * (1024 if "i" in unit else 1000) ** power
+
+
+def test_a_column_the_spec_no_longer_has_stops_being_required(warehouse_url: str):
+    """A warehouse made by an earlier version has raw_pos_sales.file_hash NOT NULL; this version writes no hash on
+    the row (the file ledger has it), and its loads still go in, through the appender and through append."""
+    import sqlalchemy as sa
+
+    from retail_assets.resources import Warehouse
+    from retail_assets.schemas.sources import RAW_POS_SALES
+    from retail_assets_tests.transforms import raw_pos_sales
+
+    old = RAW_POS_SALES.sql_table(sa.MetaData())
+    old.append_column(sa.Column("file_hash", sa.Text(), nullable=False))
+    warehouse = Warehouse(url=warehouse_url)
+    try:
+        with warehouse.engine.begin() as conn:
+            old.create(conn)
+        with warehouse.transaction() as tx:
+            with tx.appender(RAW_POS_SALES) as append:
+                append(raw_pos_sales({"receipt_id": "A"}))
+            tx.append(RAW_POS_SALES, raw_pos_sales({"receipt_id": "B"}))
+        assert warehouse.scalar("SELECT COUNT(*) FROM raw_pos_sales WHERE file_hash IS NULL") == 2
+    finally:
+        warehouse.dispose()

@@ -39,7 +39,6 @@ class RawPosSales(_Base):
     layout: Series[str] = pa.Field(description="POS layout the file was read with")
     source_file: Series[str] = pa.Field(description="File path relative to the drop folder")
     source_line: Series[int] = pa.Field(ge=2, description="Physical line in the file (header is line 1)")
-    file_hash: Series[str] = pa.Field(description="SHA-256 of the file's bytes")
     run_id: Series[str] = pa.Field(description="Dagster run that loaded the row")
 
 
@@ -52,7 +51,6 @@ class RawPosInventory(_Base):
     counted_at: Series[pd.Timestamp] = pa.Field(nullable=True, description="Local time of the count")
     source_file: Series[str] = pa.Field(description="File path relative to the drop folder")
     source_line: Series[int] = pa.Field(ge=2, description="Physical line in the file")
-    file_hash: Series[str] = pa.Field(description="SHA-256 of the file's bytes")
     run_id: Series[str] = pa.Field(description="Dagster run that loaded the row")
 
 

@@ -46,7 +46,6 @@ class FileContext:
     path: str
     business_date: date
     store_code: str | None
-    file_hash: str
     run_id: str
     asset: str
     max_rejected_rate: float = 0.5
@@ -191,7 +190,6 @@ def parse_pos_file(data: bytes, layout: Layout, ctx: FileContext) -> ParsedFile:
         rows, reason_code, reason = _inventory(table, layout, ctx, col, headers)
     rows["source_file"] = ctx.path
     rows["source_line"] = line_numbers
-    rows["file_hash"] = ctx.file_hash
     rows["run_id"] = ctx.run_id
 
     bad = reason_code.notna()
@@ -817,7 +815,6 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
         "layout": _strings(_constant(layout.name, kept_n), _STR),
         "source_file": _strings(_constant(ctx.path, kept_n), _STR),
         "source_line": line_numbers[good],
-        "file_hash": _strings(_constant(ctx.file_hash, kept_n), _STR),
         "run_id": _strings(_constant(ctx.run_id, kept_n), _STR),
     }, copy=False)
     return ParsedFile(rows=rows, rejections=rejections, lines=n, extra_columns=extra)

@@ -17,7 +17,7 @@ HEADER = ("receipt_id,line_no,sold_at,register_id,cashier_id,sku,quantity,unit_p
 
 
 def ctx(path: str = "a/sales_S001_20250303.csv", rate: float = 0.9) -> FileContext:
-    return FileContext(path, date(2025, 3, 3), "S001", "hash", "run-1", "raw_pos_sales", rate)
+    return FileContext(path, date(2025, 3, 3), "S001", "run-1", "raw_pos_sales", rate)
 
 
 def standard(*lines: str, header: str = HEADER) -> bytes:
@@ -133,7 +133,7 @@ def test_uci_files_through_a_layout_definition_alone():
         store, day = layout.match(path.name)
         raw = gzip.decompress(path.read_bytes())
         lines = raw.decode("utf-8").count("\n") - 1
-        parsed = parse_pos_file(raw, layout, FileContext(path.name, day, store, "h", "r", "raw_pos_sales"))
+        parsed = parse_pos_file(raw, layout, FileContext(path.name, day, store, "r", "raw_pos_sales"))
         assert parsed.extra_columns == [] and parsed.file_error is None
         assert len(parsed.rows) + len(parsed.rejections) == parsed.lines == lines
         assert (parsed.rows["store_code"] == "UCI").all()

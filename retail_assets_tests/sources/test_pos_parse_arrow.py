@@ -26,7 +26,7 @@ GOOD = "R1,1,2025-03-03T10:00:00,T1,C1,HB-1,2,12.50,0.00,LC1,card"
 
 
 def ctx(rate: float = 0.9, store: str | None = "S001") -> FileContext:
-    return FileContext("a/sales_S001_20250303.csv", date(2025, 3, 3), store, "hash", "run-1", "raw_pos_sales", rate)
+    return FileContext("a/sales_S001_20250303.csv", date(2025, 3, 3), store, "run-1", "raw_pos_sales", rate)
 
 
 def both(data: bytes, layout: str = "standard", context: FileContext | None = None,
@@ -152,7 +152,7 @@ def test_uci_lines(monkeypatch: pytest.MonkeyPatch):
     """Real lines through a user layout (no line numbers, float customer ids, quoted descriptions)."""
     for path in sorted((Path(__file__).parent.parent / "fixtures" / "uci" / "pos_drop" / "uk").glob("*.csv.gz")):
         store, day = LAYOUTS["uci_online_retail"].match(path.name)
-        context = FileContext(path.name, day, store, "h", "r", "raw_pos_sales")
+        context = FileContext(path.name, day, store, "r", "raw_pos_sales")
         fast, reference, took = both(gzip.decompress(path.read_bytes()), "uci_online_retail", context,
                                      monkeypatch=monkeypatch)
         assert took

@@ -52,7 +52,7 @@ def raw_pos_sales(*rows: dict[str, Any]) -> pd.DataFrame:
                 "sold_at": T("2024-07-01 12:00"), "register_id": "1", "cashier_id": "7", "sku_raw": "XX-000001",
                 "sku_norm": "XX000001", "quantity": 1, "unit_price": 1.00, "discount": 0.00, "loyalty_card": None,
                 "payment_method": "card", "layout": "standard", "source_file": "sales_S1_20240701.csv",
-                "source_line": 2, "file_hash": "abc", "run_id": RUN}
+                "source_line": 2, "run_id": RUN}
     return frame(defaults, list(rows))
 
 
@@ -80,7 +80,7 @@ def raw_returns(*rows: dict[str, Any]) -> pd.DataFrame:
 def raw_pos_inventory(*rows: dict[str, Any]) -> pd.DataFrame:
     defaults = {"business_date": T("2024-03-01"), "store_code": "S1", "sku_raw": "XX-000001", "sku_norm": "XX000001",
                 "on_hand": 0, "counted_at": pd.NaT, "source_file": "stock_S1_20240301.csv", "source_line": 2,
-                "file_hash": "abc", "run_id": RUN}
+                "run_id": RUN}
     return frame(defaults, list(rows))
 
 

@@ -225,7 +225,7 @@ def test_pos_performance_smoke_is_correct_on_200k_rows(pos):
         "line_no": 1, "sold_at": sold_at, "register_id": "1", "cashier_id": "2", "sku_raw": sku, "sku_norm": sku,
         "quantity": quantity, "unit_price": price_cents / 100, "discount": discount_cents / 100,
         "loyalty_card": card, "payment_method": "cash", "layout": "standard", "source_file": "f.csv",
-        "source_line": np.arange(n) + 2, "file_hash": "h", "run_id": RUN,
+        "source_line": np.arange(n) + 2, "run_id": RUN,
     })
     facts = pos(raw)
     assert len(facts) == n

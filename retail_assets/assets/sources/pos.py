@@ -142,7 +142,7 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
     for f in files:
         status, reason = decisions[f.path]
         layout = layouts[f.layout]
-        ctx = FileContext(f.path, day, f.store_code, hashes[f.path], run_id, asset, max_rejected_rate)
+        ctx = FileContext(f.path, day, f.store_code, run_id, asset, max_rejected_rate)
         data = pos_drop.read_bytes(f.path)
         parsed: ParsedFile | None = None
         if status == "loaded":
