@@ -25,7 +25,7 @@ from retail_assets.partitions import daily_partitions
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
 from retail_assets.resources.pos_drop import file_hash
 from retail_assets.resources.urls import WarehouseLocked
-from retail_assets.schemas.sources import POS_FILE_LEDGER
+from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
 
 TRIGGER_TAG = "retail/trigger"
@@ -263,4 +263,58 @@ def daily_load_after_reference(context: dg.SensorEvaluationContext):
     return dg.SensorResult(run_requests=requests, cursor=since.isoformat())
 
 
-all_sensors = [pos_drop_sensor, pos_reference_sensor, online_orders_sensor, daily_load_after_reference]
+STORE_FIX_CODES = ("unknown_store", "layout_mismatch")
+
+
+def days_fixed_by_stores(warehouse: Warehouse) -> list[date]:
+    """Business dates with a POS file rejected for its store (not in stores.csv, or on another layout there) that
+    raw_stores, as refreshed, now accepts: the store is there, on the layout the file was written in."""
+    ledger, rejections, stores = (warehouse.table(s) for s in (POS_FILE_LEDGER, REJECTIONS, RAW_STORES))
+    rejected_for_store = sa.exists().where(
+        rejections.c.business_date == ledger.c.business_date, rejections.c.source_ref == ledger.c.path,
+        rejections.c.asset.in_(["raw_pos_sales", "raw_pos_inventory"]), rejections.c.reason_code.in_(STORE_FIX_CODES))
+    query = (sa.select(ledger.c.business_date).distinct()
+             .join(stores, sa.and_(stores.c.store_code == ledger.c.store_code, stores.c.pos_layout == ledger.c.layout))
+             .where(ledger.c.status == "rejected", rejected_for_store)
+             .order_by(ledger.c.business_date))
+    with warehouse.engine.connect() as conn:
+        return [pd.Timestamp(d).date() for d in conn.execute(query).scalars()]
+
+
+@dg.sensor(
+    name="pos_reload_after_stores_change", job_name=DAILY_JOB, minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After a successful refresh_reference run, reloads the business dates that have a POS file rejected "
+                "because stores.csv did not know its store (or had it on another layout) and now does.",
+)
+def pos_reload_after_stores_change(context: dg.SensorEvaluationContext, warehouse: Warehouse):
+    since = (datetime.fromisoformat(context.cursor) if context.cursor
+             else datetime.now(ZoneInfo("UTC")) - timedelta(days=1))
+    records = context.instance.get_run_records(
+        dg.RunsFilter(job_name=REFERENCE_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=since),
+        order_by="update_timestamp", ascending=True,
+    )
+    if not records:
+        return dg.SensorResult(cursor=since.isoformat(), skip_reason="no refresh_reference run finished")
+    if warehouse.dialect == "duckdb" and active_run(context.instance, statuses=EXECUTING_STATUSES) is not None:
+        return dg.SkipReason("the warehouse is busy (the embedded DuckDB file is held by a run); next tick")
+    try:
+        days = days_fixed_by_stores(warehouse)
+    finally:
+        if warehouse.dialect == "duckdb":
+            warehouse.dispose()  # let go of the file at once: a run may be about to open it for writing
+    reference = records[-1].dagster_run.run_id
+    cursor = records[-1].update_timestamp.isoformat()
+    first, last = partition_bounds()
+    requests = [dg.RunRequest(run_key=f"stores:{day.isoformat()}:{reference}", partition_key=day.isoformat(),
+                              tags={TRIGGER_TAG: "stores_fixed", "retail/reference_run": reference})
+                for day in days if first <= day <= last]
+    for r in requests[:LOG_DATES]:
+        context.log.info(f"{r.partition_key}: a POS file rejected for its store loads now that stores.csv has it")
+    if not requests:
+        return dg.SensorResult(cursor=cursor, skip_reason="no file rejected for its store is accepted now")
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+all_sensors = [pos_drop_sensor, pos_reference_sensor, online_orders_sensor, daily_load_after_reference,
+               pos_reload_after_stores_change]

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from retail_assets.resources import Warehouse
+from retail_assets.schemas.sources import POS_FILE_LEDGER
 from retail_assets_tests.conftest import empty_sources
 
 DAY = "2025-03-03"
@@ -151,3 +152,42 @@ def test_an_error_check_stops_everything_downstream(drop: dict, monkeypatch: pyt
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "fact_sales" in materialized and "raw_pos_sales" in materialized
     assert "mart_daily_sales" not in materialized
+
+
+def test_a_file_rejected_for_an_unknown_store_loads_once_stores_csv_has_it(drop: dict):
+    """sales_X9 is rejected (X9 is not in stores.csv); after X9 is added and refresh_reference has run, the sensor
+    asks for that day again, and that run loads the file. A refresh that changes nothing asks for nothing."""
+    from retail_assets.automation.sensors import pos_reload_after_stores_change
+    from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
+
+    instance = dg.DagsterInstance.get()
+    warehouse = Warehouse(url=drop["env"]["RETAIL_WAREHOUSE_URL"])
+
+    def tick(cursor: str | None = None) -> dg.SensorResult:
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse}) as ctx:
+            return pos_reload_after_stores_change(ctx)
+
+    def ledger_status(path: str) -> str:
+        ledger = warehouse.read(POS_FILE_LEDGER)
+        return ledger.loc[ledger["path"] == path, "status"].item()
+
+    try:
+        assert _run(REFERENCE_JOB).success and _run(DAILY_JOB, DAY).success
+        assert ledger_status("sales_X9_20250303.csv") == "rejected"
+        quiet = tick()
+        assert not quiet.run_requests, "X9 is still unknown; the UTF-16 file of S2 is rejected for another reason"
+
+        write(drop["root"] / "stores.csv", STORES + "X9,Nine,Miami,south,US,America/New_York,standard,2020-01-01,\n")
+        assert _run(REFERENCE_JOB).success
+        asked = tick(quiet.cursor)
+        assert [r.partition_key for r in asked.run_requests] == [DAY]
+        assert asked.run_requests[0].tags["retail/trigger"] == "stores_fixed"
+
+        assert _run(DAILY_JOB, DAY).success
+        assert ledger_status("sales_X9_20250303.csv") == "loaded"
+        assert warehouse.scalar("SELECT COUNT(*) FROM raw_pos_sales WHERE store_code = 'X9'") == 1
+
+        assert _run(REFERENCE_JOB).success
+        assert not tick(asked.cursor).run_requests, "the file loaded: nothing more to reload"
+    finally:
+        warehouse.dispose()

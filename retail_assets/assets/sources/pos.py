@@ -149,11 +149,13 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
             if layout.store_from != "column" and f.store_code not in store_layout:
                 parsed = _reject(data, layout, ctx, "unknown_store",
                                  f"file {f.path} is for store {f.store_code}, which is not in stores.csv; add the "
-                                 "store to stores.csv (or fix the file name) and the file will load on the next run")
+                                 "store to stores.csv (the date reloads after the next refresh_reference run) or "
+                                 "fix the file name")
             elif kind == "sales" and layout.store_from == "filename" and store_layout[f.store_code] != layout.name:
                 parsed = _reject(data, layout, ctx, "layout_mismatch",
                                  f"file {f.path} is named like layout {layout.name} but stores.csv puts store "
-                                 f"{f.store_code} on layout {store_layout[f.store_code]}; fix one of them")
+                                 f"{f.store_code} on layout {store_layout[f.store_code]}; fix one of them (a "
+                                 "fixed stores.csv reloads the date after the next refresh_reference run)")
             else:
                 parsed = parse_pos_file(data, layout, ctx)
                 if layout.store_from == "column" and len(parsed.rows):
