@@ -262,27 +262,13 @@ def online_fact_sales(
             business_date = to_naive_ns(sale["order_business_date"]).dt.normalize()
             quantity = sale["quantity"].astype("int64").to_numpy()
             receipt_ref = "online:order:" + sale["order_id"].astype("str")
-            facts.append(pd.DataFrame({
-                "sale_line_id": receipt_ref + ":" + sale["line_no"].astype("str"),
-                "business_date": business_date,
-                "date_key": to_date_key(business_date),
-                "sold_at": _utc_to_local(placed_at, timezone),
-                "sold_at_utc": placed_at,
-                "store_key": online_store_key,
-                "product_key": lookup_version(sku, placed_at, dim_product, business_key="sku_norm",
-                                              surrogate_key="product_key"),
-                "customer_key": lookup_version(customer_id, placed_at, dim_customer, business_key="customer_id",
-                                               surrogate_key="customer_key"),
-                "channel": "online",
-                "receipt_ref": receipt_ref,
-                "sku": sku,
-                "quantity": quantity,
-                **_sale_amounts(quantity, sale["unit_price"], sale["discount_amount"]),
-                "is_return": False,
-                "source_system": "online",
-                "source_ref": "order_items:" + sale["order_id"].astype("str") + ":" + sale["line_no"].astype("str"),
-                "run_id": run_id,
-            }))
+            facts.append(_online_facts(
+                sale_line_id=receipt_ref + ":" + sale["line_no"].astype("str"), receipt_ref=receipt_ref,
+                source_ref="order_items:" + sale["order_id"].astype("str") + ":" + sale["line_no"].astype("str"),
+                business_date=business_date, at_utc=placed_at, sku=sku, customer_id=customer_id, quantity=quantity,
+                amounts=_sale_amounts(quantity, sale["unit_price"], sale["discount_amount"]), is_return=False,
+                online_store_key=online_store_key, dim_product=dim_product, dim_customer=dim_customer,
+                timezone=timezone, run_id=run_id))
 
     if not returns.empty:
         facts_r, rejected_r = _online_returns(
@@ -364,31 +350,44 @@ def _online_returns(
     gross = quantity * price
     net = -_cents(good["refund_amount"])
     discount = net - gross  # net = gross - sign(q) * discount with sign(q) = -1
-    facts = pd.DataFrame({
-        "sale_line_id": "online:return:" + good["return_id"].astype("int64").astype("str"),
+    return_id = good["return_id"].astype("int64").astype("str")
+    facts = _online_facts(
+        sale_line_id="online:return:" + return_id, receipt_ref="online:order:" + good["order_id"].astype("str"),
+        source_ref="returns:" + return_id, business_date=business_date, at_utc=returned_at, sku=sku,
+        customer_id=customer_id, quantity=quantity,
+        amounts={"unit_price": _money(price), "gross_amount": _money(gross), "discount_amount": _money(discount),
+                 "net_amount": _money(net)},
+        is_return=True, online_store_key=online_store_key, dim_product=dim_product, dim_customer=dim_customer,
+        timezone=timezone, run_id=run_id)
+    return facts, rejects
+
+
+def _online_facts(*, sale_line_id: pd.Series, receipt_ref: pd.Series, source_ref: pd.Series,
+                  business_date: pd.Series, at_utc: pd.Series, sku: pd.Series, customer_id: pd.Series,
+                  quantity: np.ndarray, amounts: dict[str, np.ndarray], is_return: bool, online_store_key: int,
+                  dim_product: pd.DataFrame, dim_customer: pd.DataFrame, timezone: str, run_id: str) -> pd.DataFrame:
+    """fact_sales rows of online lines (sales or returns) at store ONLINE: local time in the reporting ``timezone``,
+    product and customer at the versions valid at ``at_utc``."""
+    return pd.DataFrame({
+        "sale_line_id": sale_line_id,
         "business_date": business_date,
         "date_key": to_date_key(business_date),
-        "sold_at": _utc_to_local(returned_at, timezone),
-        "sold_at_utc": returned_at,
+        "sold_at": _utc_to_local(at_utc, timezone),
+        "sold_at_utc": at_utc,
         "store_key": online_store_key,
-        "product_key": lookup_version(sku, returned_at, dim_product, business_key="sku_norm",
-                                      surrogate_key="product_key"),
-        "customer_key": lookup_version(customer_id, returned_at, dim_customer, business_key="customer_id",
+        "product_key": lookup_version(sku, at_utc, dim_product, business_key="sku_norm", surrogate_key="product_key"),
+        "customer_key": lookup_version(customer_id, at_utc, dim_customer, business_key="customer_id",
                                        surrogate_key="customer_key"),
         "channel": "online",
-        "receipt_ref": "online:order:" + good["order_id"].astype("str"),
+        "receipt_ref": receipt_ref,
         "sku": sku,
         "quantity": quantity,
-        "unit_price": _money(price),
-        "gross_amount": _money(gross),
-        "discount_amount": _money(discount),
-        "net_amount": _money(net),
-        "is_return": True,
+        **amounts,
+        "is_return": is_return,
         "source_system": "online",
-        "source_ref": "returns:" + good["return_id"].astype("int64").astype("str"),
+        "source_ref": source_ref,
         "run_id": run_id,
     })
-    return facts, rejects
 
 
 # ------------------------------------------------------------------------------------------------- inventory
