@@ -22,6 +22,10 @@ from retail_assets.settings import Settings, load_settings
 DEFAULT_INSTANCE_YAML = """\
 telemetry:
   enabled: false
+run_retries:  # a run whose process died (killed, out of memory, host restart) is started again by the daemon
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false  # a failed asset or check is not retried: the data would fail again
 concurrency:
   runs:
     max_concurrent_runs: 1

@@ -36,6 +36,7 @@ def test_the_deploy_instance_stores_runs_in_postgres_and_queues_them(pg_database
         limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
         assert limits["dagster/partition"] == {"key": "dagster/partition", "limit": 1,
                                                "value": {"applyLimitPerUniqueValue": True}}
+        assert_retries_only_dead_runs(instance)
         instance.add_run(dg.DagsterRun(job_name="daily_load", run_id="0" * 8 + "-0000-0000-0000-" + "0" * 12,
                                        tags={"dagster/partition": "2025-03-03"}))
     engine = sa.create_engine(pg_database)
@@ -53,3 +54,20 @@ def test_the_deploy_instance_names_a_missing_variable(tmp_path, monkeypatch):
         monkeypatch.delenv(key, raising=False)
     with pytest.raises(Exception, match="DAGSTER_PG_"):
         dg.DagsterInstance.get()
+
+
+def assert_retries_only_dead_runs(instance: dg.DagsterInstance) -> None:
+    """The daemon starts a run again when its process died, not when an asset or a check failed."""
+    assert instance.run_retries_enabled
+    assert instance.run_retries_max_retries == 2
+    assert instance.run_retries_retry_on_asset_or_op_failure is False
+
+
+def test_the_embedded_instance_retries_only_dead_runs_too(tmp_path, monkeypatch):
+    from retail_assets.runner import instance_for
+    from retail_assets.settings import load_settings
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    with instance_for(load_settings()) as instance:
+        assert_retries_only_dead_runs(instance)
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
