@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -55,23 +56,36 @@ def reference_not_ready(instance: dg.DagsterInstance) -> str | None:
     return None
 
 
+def _duckdb_held(warehouse: Warehouse, instance: dg.DagsterInstance) -> bool:
+    """Whether the warehouse is an embedded DuckDB file a run is executing against: a sensor leaves it alone."""
+    return warehouse.dialect == "duckdb" and active_run(instance, statuses=EXECUTING_STATUSES) is not None
+
+
+@contextmanager
+def _sensor_read(warehouse: Warehouse) -> Iterator[None]:
+    """A sensor's read of the warehouse: a DuckDB lock a run took meanwhile raises WarehouseBusy, and a DuckDB file
+    is let go at once (a run may be about to open it for writing)."""
+    duckdb = warehouse.dialect == "duckdb"
+    try:
+        yield
+    except (sa.exc.DBAPIError, WarehouseLocked) as exc:
+        if duckdb and "lock" in str(exc).lower():
+            raise WarehouseBusy(str(exc)) from None
+        raise
+    finally:
+        if duckdb:
+            warehouse.dispose()
+
+
 def _ledger_reader(warehouse: Warehouse, instance: dg.DagsterInstance):
     """Reads the ledger rows of some dates; None when the warehouse is an embedded DuckDB file a run holds."""
-    duckdb = warehouse.dialect == "duckdb"
-    if duckdb and active_run(instance, statuses=EXECUTING_STATUSES) is not None:
+    if _duckdb_held(warehouse, instance):
         return None
 
     def read(days: Sequence[date]) -> dict[date, list[LedgerEntry]]:
-        try:
+        with _sensor_read(warehouse):
             frame = warehouse.read(POS_FILE_LEDGER, where={"business_date": list(days)},
                                    columns=["business_date", "path", "size", "mtime", "content_hash", "status"])
-        except (sa.exc.DBAPIError, WarehouseLocked) as exc:
-            if duckdb and "lock" in str(exc).lower():
-                raise WarehouseBusy(str(exc)) from None
-            raise
-        finally:
-            if duckdb:
-                warehouse.dispose()  # let go of the file at once: a run may be about to open it for writing
         out: dict[date, list[LedgerEntry]] = {}
         for row in frame.itertuples(index=False):
             day = pd.Timestamp(row.business_date).date()
@@ -244,12 +258,7 @@ def online_orders_sensor(context: dg.SensorEvaluationContext, online_store: SqlS
                 f"the business date in its {DAILY_CHAIN_TAG} tag.",
 )
 def daily_load_after_reference(context: dg.SensorEvaluationContext):
-    since = (datetime.fromisoformat(context.cursor) if context.cursor
-             else datetime.now(ZoneInfo("UTC")) - timedelta(days=1))
-    records = context.instance.get_run_records(
-        dg.RunsFilter(job_name=REFERENCE_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=since),
-        order_by="update_timestamp", ascending=True,
-    )
+    since, records = _reference_runs_since(context)
     requests = []
     for record in records:
         run = record.dagster_run
@@ -261,6 +270,17 @@ def daily_load_after_reference(context: dg.SensorEvaluationContext):
     if not requests:
         return dg.SensorResult(cursor=since.isoformat(), skip_reason="no scheduled reference refresh finished")
     return dg.SensorResult(run_requests=requests, cursor=since.isoformat())
+
+
+def _reference_runs_since(context: dg.SensorEvaluationContext) -> tuple[datetime, Sequence[dg.RunRecord]]:
+    """(the cursor's time, a day back on the first tick; the successful refresh_reference runs updated after it,
+    oldest first)."""
+    since = (datetime.fromisoformat(context.cursor) if context.cursor
+             else datetime.now(ZoneInfo("UTC")) - timedelta(days=1))
+    return since, context.instance.get_run_records(
+        dg.RunsFilter(job_name=REFERENCE_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=since),
+        order_by="update_timestamp", ascending=True,
+    )
 
 
 STORE_FIX_CODES = ("unknown_store", "layout_mismatch")
@@ -288,21 +308,17 @@ def days_fixed_by_stores(warehouse: Warehouse) -> list[date]:
                 "because stores.csv did not know its store (or had it on another layout) and now does.",
 )
 def pos_reload_after_stores_change(context: dg.SensorEvaluationContext, warehouse: Warehouse):
-    since = (datetime.fromisoformat(context.cursor) if context.cursor
-             else datetime.now(ZoneInfo("UTC")) - timedelta(days=1))
-    records = context.instance.get_run_records(
-        dg.RunsFilter(job_name=REFERENCE_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=since),
-        order_by="update_timestamp", ascending=True,
-    )
+    since, records = _reference_runs_since(context)
     if not records:
         return dg.SensorResult(cursor=since.isoformat(), skip_reason="no refresh_reference run finished")
-    if warehouse.dialect == "duckdb" and active_run(context.instance, statuses=EXECUTING_STATUSES) is not None:
-        return dg.SkipReason("the warehouse is busy (the embedded DuckDB file is held by a run); next tick")
+    busy = dg.SkipReason("the warehouse is busy (the embedded DuckDB file is held by a run); next tick")
+    if _duckdb_held(warehouse, context.instance):
+        return busy
     try:
-        days = days_fixed_by_stores(warehouse)
-    finally:
-        if warehouse.dialect == "duckdb":
-            warehouse.dispose()  # let go of the file at once: a run may be about to open it for writing
+        with _sensor_read(warehouse):
+            days = days_fixed_by_stores(warehouse)
+    except WarehouseBusy:
+        return busy
     reference = records[-1].dagster_run.run_id
     cursor = records[-1].update_timestamp.isoformat()
     first, last = partition_bounds()
