@@ -41,6 +41,8 @@ TYPED_COLUMNS = {
     "sku": "text", "quantity": "integer", "unit_price": "numeric(14,2)", "discount": "numeric(14,2)",
     "loyalty_card": "text", "payment_method": "text",
 }
+TIMEOUT_SECONDS = 1800  # a measurement running longer is stopped
+MEM_CAP_GB = 12  # a measurement resident above this is stopped
 PLATFORM_TABLES = ("raw_stores", "raw_pos_sales", "rejections", "pos_file_ledger", "fact_sales")
 
 
@@ -201,6 +203,13 @@ def _has_fact_sales() -> bool:
     return dg.AssetKey("fact_sales") in definitions.defs.resolve_asset_graph().get_all_asset_keys()
 
 
+def _platform_resources(data: Path, url: str) -> dict:
+    """The drop folder of the generated day and the warehouse under test, over the definitions' own resources."""
+    from retail_assets.resources import PosDropFolder, Warehouse
+
+    return {"pos_drop": PosDropFolder(path=str(data / "pos_drop")), "warehouse": Warehouse(url=url)}
+
+
 def _day_selection():
     """(reference keys, day keys) upstream of fact_sales: the unpartitioned snapshots and dimensions the reference
     job refreshes, and the partitioned assets a day's run materialises (what the POS sensor launches)."""
@@ -222,9 +231,9 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: d
     import dagster as dg
 
     from retail_assets.assets.sources.pos import raw_pos_sales, raw_stores
-    from retail_assets.resources import PosDropFolder, Warehouse
+    from retail_assets.resources import Warehouse
 
-    resources = {"pos_drop": PosDropFolder(path=str(data / "pos_drop")), "warehouse": Warehouse(url=url)}
+    resources = _platform_resources(data, url)
     assets = [raw_stores, raw_pos_sales]
     if end_to_end:
         if not _has_fact_sales():
@@ -237,13 +246,10 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: d
         if reference_loaded:
             # The reference job's share, done first in a process of its own (as every Dagster run is: this one then
             # pays for its own lazy imports, like a run the sensor launches) and reported apart.
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "platform_reference", "--data", str(data),
-                   "--workdir", str(workdir), "--pg-url", url]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            report = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-            if done.returncode or not report:
-                return {"error": f"the reference assets failed to materialize: {done.stderr[-500:]}"}
-            reference_seconds = json.loads(report[-1].removeprefix("BENCH_RESULT "))["seconds"]
+            report, _ = spawn("platform_reference", data, workdir, url, TIMEOUT_SECONDS, MEM_CAP_GB * 1024)
+            if "error" in report:
+                return {"error": f"the reference assets: {report['error']}"}
+            reference_seconds = report["seconds"]
             selection = dg.AssetSelection.assets(*_day_selection()[1])
         start = time.perf_counter()
         result = dg.materialize(everything, partition_key=day.isoformat(), selection=selection,
@@ -273,10 +279,8 @@ def child_platform_reference(data: Path, url: str, workdir: Path) -> dict:
     import dagster as dg
 
     from retail_assets import definitions
-    from retail_assets.resources import PosDropFolder, Warehouse
 
-    resources = {**definitions.resources, "pos_drop": PosDropFolder(path=str(data / "pos_drop")),
-                 "warehouse": Warehouse(url=url)}
+    resources = {**definitions.resources, **_platform_resources(data, url)}
     start = time.perf_counter()
     done = dg.materialize(list(definitions.defs.assets or []), selection=dg.AssetSelection.assets(*_day_selection()[0]),
                           resources=resources, raise_on_error=False)
@@ -543,8 +547,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
     parser.add_argument("--data-dir", type=Path, default=None, help="where to generate (default: a temp dir)")
     parser.add_argument("--pg-url", default=PG_URL)
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds before a measurement is stopped")
-    parser.add_argument("--mem-cap-gb", type=float, default=12, help="resident memory before one is stopped")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS,
+                        help="seconds before a measurement is stopped")
+    parser.add_argument("--mem-cap-gb", type=float, default=MEM_CAP_GB, help="resident memory before one is stopped")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
