@@ -11,7 +11,7 @@ Conventions every function here follows:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
@@ -65,18 +65,6 @@ def conform_typed(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
                 out[name] = values.astype("str")
         elif str(values.dtype) != str(column.dtype):
             out[name] = column.dtype.coerce(values)
-    return out
-
-
-def apply_to_distinct(values: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd.Series:
-    """``func(values)`` computed once per distinct value: a million POS lines carry a few thousand SKUs and
-    cards, so normalising or mapping the distinct values and spreading the result back is much cheaper.
-    Missing values stay missing; the result keeps ``values``' index."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    done = func(pd.Series(uniques, dtype=values.dtype if len(uniques) else "object")).reset_index(drop=True)
-    out = done.take(np.where(codes >= 0, codes, 0)) if len(done) else pd.Series([pd.NA] * len(values))
-    out = out.reset_index(drop=True).where(pd.Series(codes >= 0))
-    out.index = values.index
     return out
 
 
