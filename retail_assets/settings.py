@@ -28,6 +28,10 @@ DEFAULTS: dict[str, str] = {
     "RETAIL_ONLINE_SENSOR_INTERVAL_SECONDS": "300",
     # When the reference refresh starts each day, in RETAIL_TIMEZONE; the previous business date loads after it.
     "RETAIL_DAILY_SCHEDULE_CRON": "0 6 * * *",
+    # A step that failed for a transient reason (database out of reach, deadlock, DuckDB file held) is retried
+    # this many times, the first after this many seconds, each next one after twice as long.
+    "RETAIL_TRANSIENT_RETRIES": "3",
+    "RETAIL_TRANSIENT_RETRY_SECONDS": "30",
 }
 
 

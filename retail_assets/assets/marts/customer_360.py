@@ -7,6 +7,7 @@ import pandas as pd
 
 from retail_assets.assets.common import MARTS_GROUP, OWNERS, describe, preview, table_metadata, validated
 from retail_assets.assets.marts._sql import money_ratio, rebuild, sort
+from retail_assets.assets.retry import retries_transient
 from retail_assets.checks import schema_check_spec
 from retail_assets.resources import Warehouse
 from retail_assets.schemas.marts import MART_CUSTOMER_360, RFM_SEGMENTS
@@ -123,6 +124,7 @@ def build_mart_customer_360(warehouse: Warehouse) -> pd.DataFrame:
     check_specs=[schema_check_spec(MART_CUSTOMER_360)],
     description=describe(MART_CUSTOMER_360, inspect.getdoc(build_mart_customer_360) or ""),
 )
+@retries_transient
 def mart_customer_360(warehouse: Warehouse) -> dg.MaterializeResult:
     frame, check = validated(MART_CUSTOMER_360, build_mart_customer_360(warehouse))
     segments = frame["rfm_segment"].value_counts() if len(frame) else pd.Series(dtype="int64")

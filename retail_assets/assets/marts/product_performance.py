@@ -7,6 +7,7 @@ import pandas as pd
 
 from retail_assets.assets.common import MARTS_GROUP, OWNERS, describe, preview, table_metadata, validated
 from retail_assets.assets.marts._sql import rebuild, sort
+from retail_assets.assets.retry import retries_transient
 from retail_assets.checks import schema_check_spec
 from retail_assets.resources import Warehouse
 from retail_assets.schemas.marts import MART_PRODUCT_PERFORMANCE
@@ -93,6 +94,7 @@ def build_mart_product_performance(warehouse: Warehouse) -> pd.DataFrame:
     check_specs=[schema_check_spec(MART_PRODUCT_PERFORMANCE)],
     description=describe(MART_PRODUCT_PERFORMANCE, inspect.getdoc(build_mart_product_performance) or ""),
 )
+@retries_transient
 def mart_product_performance(warehouse: Warehouse) -> dg.MaterializeResult:
     frame, check = validated(MART_PRODUCT_PERFORMANCE, build_mart_product_performance(warehouse))
     latest = frame[frame["week_start"] == frame["week_start"].max()] if len(frame) else frame

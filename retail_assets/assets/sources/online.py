@@ -6,6 +6,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
+from retail_assets.assets.retry import retries_transient
 from retail_assets.checks import combine, plausible_emails, plausible_emails_spec, schema_check_spec
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates, utc_bounds
 from retail_assets.resources import SqlSource, Warehouse
@@ -35,6 +36,7 @@ def snapshot_asset(spec: TableSpec, source_table: str, resource_key: str, kinds:
         check_specs=[schema_check_spec(spec), *([plausible_emails_spec(spec.name)] if has_email else [])],
         required_resource_keys={resource_key, "warehouse"},
     )
+    @retries_transient
     def _asset(context: dg.AssetExecutionContext):
         source: SqlSource = getattr(context.resources, resource_key)
         warehouse: Warehouse = context.resources.warehouse
@@ -84,6 +86,7 @@ def _daily_asset(spec: TableSpec, extract, time_column: str, doc: str, deps=()):
         description=describe(spec, doc), metadata=table_metadata(spec), check_specs=[schema_check_spec(spec)],
         backfill_policy=backfill_policy, deps=list(deps),
     )
+    @retries_transient
     def _asset(context: dg.AssetExecutionContext, online_store: SqlSource, warehouse: Warehouse):
         timezone = load_settings().timezone
         checks, total, frames = [], 0, []

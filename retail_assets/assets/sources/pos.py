@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
+from retail_assets.assets.retry import retries_transient
 from retail_assets.checks import (
     RECONCILED_CHECK,
     check_spec,
@@ -84,6 +85,7 @@ def clean_stores(frame: pd.DataFrame, layouts: dict[str, Layout], run_id: str) -
     description=describe(RAW_STORES, "Edited by hand at head office: bad rows go to `rejections`."),
     metadata=table_metadata(RAW_STORES), check_specs=[schema_check_spec(RAW_STORES)],
 )
+@retries_transient
 def raw_stores(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
     stores, bad = clean_stores(pos_drop.read_stores(), pos_drop.layouts(), context.run.run_id)
     stores, check = validated(RAW_STORES, stores)
@@ -296,6 +298,7 @@ def _pos_day_asset(spec, kind: str, doc: str):
         partitions_def=daily_partitions, deps=[raw_stores], description=describe(spec, doc),
         metadata=table_metadata(spec), check_specs=checks_of_kind, backfill_policy=backfill_policy,
     )
+    @retries_transient
     def _asset(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
         settings = load_settings()
         stores = warehouse.read(RAW_STORES, columns=["store_code", "pos_layout", "opened_on", "closed_on"])
@@ -362,6 +365,7 @@ raw_pos_inventory = _pos_day_asset(
                  dg.AssetCheckSpec("no_unrecognised_files", asset="pos_unrecognised_files",
                                    description="Every file in the drop folder matches a layout (WARN)")],
 )
+@retries_transient
 def pos_unrecognised_files(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
     run_id = context.run.run_id
     unmatched = [f for f in pos_drop.scan() if f.layout is None]

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from retail_assets.assets.common import OWNERS, WAREHOUSE_GROUP, describe, preview, table_metadata, validated
+from retail_assets.assets.retry import retries_transient
 from retail_assets.checks import schema_check_spec
 from retail_assets.resources import Warehouse
 from retail_assets.schemas.sources import RAW_CRM_CONTACTS, RAW_ONLINE_CUSTOMERS, RAW_ONLINE_PRODUCTS, RAW_STORES
@@ -28,6 +29,7 @@ def _result(frame: pd.DataFrame, check: dg.AssetCheckResult, **extra) -> dg.Mate
 @dg.asset(group_name=WAREHOUSE_GROUP, kinds={"sql", "pandas"}, owners=OWNERS, metadata=table_metadata(DIM_DATE),
           description=describe(DIM_DATE, "Every day from RETAIL_PARTITION_START to a year ahead."),
           check_specs=[schema_check_spec(DIM_DATE)])
+@retries_transient
 def dim_date(warehouse: Warehouse):
     start = date.fromisoformat(load_settings().partition_start)
     frame, check = validated(DIM_DATE, build_dim_date(start, date.today() + timedelta(days=366)))
@@ -39,6 +41,7 @@ def dim_date(warehouse: Warehouse):
           deps=["raw_stores"], check_specs=[schema_check_spec(DIM_STORE)],
           description=describe(DIM_STORE, "Type 1 (attributes overwritten); keys stable across loads; ONLINE is "
                                           "the online shop, -1 the unknown store."))
+@retries_transient
 def dim_store(warehouse: Warehouse):
     stores = warehouse.read(RAW_STORES)
     frame = build_dim_store(stores, _existing(warehouse, DIM_STORE), reporting_timezone=load_settings().timezone)
@@ -51,6 +54,7 @@ def dim_store(warehouse: Warehouse):
           deps=["raw_online_products"], check_specs=[schema_check_spec(DIM_PRODUCT)],
           description=describe(DIM_PRODUCT, "SCD type 2 over the master catalog: a change of name, category, brand, "
                                             "price or cost opens a version valid from the source's updated_at."))
+@retries_transient
 def dim_product(warehouse: Warehouse):
     existing = _existing(warehouse, DIM_PRODUCT)
     frame = build_dim_product(warehouse.read(RAW_ONLINE_PRODUCTS), existing)
@@ -75,6 +79,7 @@ def dim_product(warehouse: Warehouse):
     ],
     check_specs=[schema_check_spec(DIM_CUSTOMER), schema_check_spec(BRIDGE_CUSTOMER_IDENTITY)],
 )
+@retries_transient
 def customers(warehouse: Warehouse):
     snapshot, bridge = resolve_customers(warehouse.read(RAW_CRM_CONTACTS), warehouse.read(RAW_ONLINE_CUSTOMERS))
     existing = _existing(warehouse, DIM_CUSTOMER)

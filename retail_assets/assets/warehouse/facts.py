@@ -9,6 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, WAREHOUSE_GROUP, concat, describe, preview, table_metadata, validated
+from retail_assets.assets.retry import retries_transient
 from retail_assets.checks import (
     RECONCILED_CHECK,
     check_spec,
@@ -166,6 +167,7 @@ def _sum(values: sa.ColumnElement) -> sa.ColumnElement:
                          "at the product and customer versions valid when it happened. Order lines that are not "
                          "sales (pending, cancelled) and returns that match no sale go to `rejections`."),
 )
+@retries_transient
 def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
     settings = load_settings()
     run_id = context.run.run_id
@@ -218,6 +220,7 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
                          "store ONLINE) on the business date of their updated_at, since the online shop keeps only "
                          "the current state."),
 )
+@retries_transient
 def fact_inventory(context: dg.AssetExecutionContext, warehouse: Warehouse):
     settings = load_settings()
     run_id = context.run.run_id
