@@ -1,4 +1,4 @@
-"""Sensors: the POS drop folder, late changes to online orders, and the daily load after the reference refresh.
+"""Sensors: the POS drop folder, late changes to online orders and returns, and the loads after a reference refresh.
 
 Every sensor targets a job by name (``daily_load`` or ``refresh_reference``); runs of one business date carry its
 partition key in the ``dagster/partition`` tag, which the instance's run queue uses to serialise them.
@@ -26,7 +26,7 @@ from retail_assets.partitions import daily_partitions
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
 from retail_assets.resources.pos_drop import file_hash
 from retail_assets.resources.urls import WarehouseLocked
-from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_STORES, REJECTIONS
+from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_ONLINE_RETURNS, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
 
 TRIGGER_TAG = "retail/trigger"
@@ -251,6 +251,67 @@ def online_orders_sensor(context: dg.SensorEvaluationContext, online_store: SqlS
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
+RETURNS_BATCH = 50_000  # new returns looked at per tick; the next tick goes on from the last
+
+
+def _returns_missing(warehouse: Warehouse, returns: pd.DataFrame) -> dict[date, list[int]]:
+    """Of ``returns`` (return_id, day), those raw_online_returns does not hold, by business date."""
+    with _sensor_read(warehouse):
+        held = warehouse.read(RAW_ONLINE_RETURNS, where={"business_date": sorted(set(returns["day"]))},
+                              columns=["return_id"])
+    missing = returns[~returns["return_id"].isin(set(held["return_id"].astype(int)))]
+    return {day: sorted(int(i) for i in ids) for day, ids in missing.groupby("day")["return_id"]}
+
+
+@dg.sensor(
+    name="online_returns_sensor", job_name=DAILY_JOB, minimum_interval_seconds=_settings.online_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-runs the daily_load of a business date when a return dated that day (returned_at) was entered "
+                "after the date's raw_online_returns partition was loaded. The returns table has no updated_at: new "
+                "rows are found by return_id, and the warehouse says which of them the load missed.",
+)
+def online_returns_sensor(context: dg.SensorEvaluationContext, online_store: SqlSource, warehouse: Warehouse):
+    timezone = load_settings().timezone
+    state = json.loads(context.cursor) if context.cursor else {}
+    returns = online_store.table("returns")
+    query = sa.select(returns.c.return_id, returns.c.returned_at).where(returns.c.returned_at.is_not(None))
+    if "rid" in state:
+        query = query.where(returns.c.return_id > state["rid"])
+        last_id = state["rid"]
+    else:  # first tick: returns of the last days may have come after their day's load; older ones are taken as loaded
+        since = datetime.now(ZoneInfo("UTC")).replace(tzinfo=None) - ONLINE_LOOKBACK
+        query = query.where(returns.c.returned_at >= since)
+        last_id = online_store.read(sa.select(sa.func.max(returns.c.return_id).label("m")))["m"].iloc[0]
+        last_id = int(last_id) if pd.notna(last_id) else 0
+    frame = online_store.read(query.order_by(returns.c.return_id).limit(RETURNS_BATCH))
+    if frame.empty:
+        return dg.SensorResult(cursor=json.dumps({"rid": last_id}), skip_reason="no new return")
+    frame["return_id"] = frame["return_id"].astype(int)
+    frame["day"] = _business_dates(frame["returned_at"], timezone)
+    cursor = json.dumps({"rid": max(last_id, int(frame["return_id"].max()))})
+    first, last = partition_bounds()
+    # A date never loaded is the schedule's; a loaded one gets a run when its load missed one of the returns.
+    loaded = frame[[first <= d <= last and loaded_at(context.instance, "raw_online_returns", d.isoformat()) is not None
+                    for d in frame["day"]]]
+    if loaded.empty:
+        return dg.SensorResult(cursor=cursor, skip_reason="the new returns' dates have not been loaded yet")
+    busy = dg.SkipReason("the warehouse is busy (the embedded DuckDB file is held by a run); next tick")
+    if _duckdb_held(warehouse, context.instance):
+        return busy
+    try:
+        missing = _returns_missing(warehouse, loaded)
+    except WarehouseBusy:
+        return busy
+    requests = [dg.RunRequest(run_key=f"returns:{day.isoformat()}:{ids[-1]}", partition_key=day.isoformat(),
+                              tags={TRIGGER_TAG: "online_returns"})
+                for day, ids in sorted(missing.items())]
+    for day, ids in sorted(missing.items())[:LOG_DATES]:
+        context.log.info(f"{day}: {len(ids)} return(s) entered after the day was loaded, e.g. return_id {ids[0]}")
+    if not requests:
+        return dg.SensorResult(cursor=cursor, skip_reason="the loads of the new returns' dates include them")
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
 @dg.sensor(
     name="daily_load_after_reference", job_name=DAILY_JOB, minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -332,5 +393,5 @@ def pos_reload_after_stores_change(context: dg.SensorEvaluationContext, warehous
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
-all_sensors = [pos_drop_sensor, pos_reference_sensor, online_orders_sensor, daily_load_after_reference,
-               pos_reload_after_stores_change]
+all_sensors = [pos_drop_sensor, pos_reference_sensor, online_orders_sensor, online_returns_sensor,
+               daily_load_after_reference, pos_reload_after_stores_change]

@@ -9,9 +9,14 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
-from retail_assets.assets.sources.online import raw_online_orders
+from retail_assets.assets.sources.online import raw_online_orders, raw_online_returns
 from retail_assets.automation.schedules import daily_reference_schedule
-from retail_assets.automation.sensors import DAILY_CHAIN_TAG, daily_load_after_reference, online_orders_sensor
+from retail_assets.automation.sensors import (
+    DAILY_CHAIN_TAG,
+    daily_load_after_reference,
+    online_orders_sensor,
+    online_returns_sensor,
+)
 from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
 from retail_assets_tests.automation.conftest import evaluate
 
@@ -56,6 +61,47 @@ def test_an_order_changed_after_its_day_was_loaded_reloads_that_day(drop, instan
     again = evaluate(online_orders_sensor, instance, drop["resources"], tick.cursor)
     assert [r.run_key for r in again.run_requests] in ([], [tick.run_requests[0].run_key]), \
         "re-reading the overlap asks for the same run, which the daemon does not launch twice"
+
+
+def _enter_return(engine: sa.Engine, day: str) -> int:
+    """A new return (the next return_id) of an order line, returned at noon of ``day`` in New York."""
+    returned = datetime.fromisoformat(f"{day}T12:00:00").replace(tzinfo=NEW_YORK).astimezone(UTC)
+    with engine.begin() as conn:
+        order_id, line_no = conn.execute(sa.text("SELECT order_id, line_no FROM order_items LIMIT 1")).one()
+        return_id = conn.execute(sa.text("SELECT COALESCE(MAX(return_id), 0) + 1 FROM returns")).scalar_one()
+        conn.execute(sa.text("INSERT INTO returns VALUES (:r, :o, :l, 1, 9.99, :at, 'late')"),
+                     {"r": return_id, "o": order_id, "l": line_no, "at": returned.strftime("%Y-%m-%d %H:%M:%S.%f")})
+    return return_id
+
+
+def test_a_return_entered_after_its_day_was_loaded_reloads_that_day(drop, instance):
+    loaded_day, unloaded_day = "2025-03-04", "2025-03-05"
+    resources = drop["resources"]
+
+    def load() -> None:
+        assert dg.materialize([raw_online_returns], instance=instance, resources=resources,
+                              partition_key=loaded_day).success
+        resources["warehouse"].dispose()
+
+    load()
+    first = evaluate(online_returns_sensor, instance, resources)
+    assert not first.run_requests, "the returns already there were loaded with their days"
+
+    shop = sa.create_engine(drop["env"]["RETAIL_ONLINE_STORE_URL"])
+    _enter_return(shop, loaded_day)
+    load()  # a load that happened after the return was entered: it holds it
+    quiet = evaluate(online_returns_sensor, instance, resources, first.cursor)
+    assert not quiet.run_requests, "the day's load includes the new return"
+
+    late = _enter_return(shop, loaded_day)
+    _enter_return(shop, unloaded_day)
+    shop.dispose()
+    tick = evaluate(online_returns_sensor, instance, resources, quiet.cursor)
+    requested = [(r.partition_key, r.run_key) for r in tick.run_requests]
+    assert requested == [(loaded_day, f"returns:{loaded_day}:{late}")], \
+        "only the loaded day, whose load missed the return; a day never loaded is the schedule's"
+    assert tick.run_requests[0].tags["retail/trigger"] == "online_returns"
+    assert not evaluate(online_returns_sensor, instance, resources, tick.cursor).run_requests, "nothing newer"
 
 
 def test_the_schedule_refreshes_the_reference_for_the_previous_business_date():
