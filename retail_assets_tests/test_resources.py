@@ -152,3 +152,81 @@ def test_a_column_the_spec_no_longer_has_stops_being_required(warehouse_url: str
         assert warehouse.scalar("SELECT COUNT(*) FROM raw_pos_sales WHERE file_hash IS NULL") == 2
     finally:
         warehouse.dispose()
+
+
+def test_two_loads_of_one_day_at_once_leave_one_of_them(pg_database: str):
+    """Two runs replacing the same business day at the same time (a UI backfill and a sensor run) on PostgreSQL:
+    the second waits for the first and then replaces its rows, so the day holds one load, never both. Without the
+    wait, READ COMMITTED lets the second's DELETE miss the rows the first inserted, and the day doubles."""
+    import threading
+    import time
+    from datetime import date
+
+    import pandas as pd
+
+    from retail_assets.resources import Warehouse
+    from retail_assets.schemas.sources import RAW_POS_SALES
+    from retail_assets_tests.transforms import raw_pos_sales
+
+    day, other_day = date(2025, 3, 3), date(2025, 3, 4)
+    load = {name: raw_pos_sales(*({"receipt_id": f"{name}{i}"} for i in range(100))).assign(
+        business_date=pd.Timestamp(day)) for name in ("old", "a", "b")}
+    warehouse = Warehouse(url=pg_database)
+    warehouse.replace(RAW_POS_SALES, load["old"], {"business_date": day})
+    other = load["old"].assign(business_date=pd.Timestamp(other_day))
+    warehouse.replace(RAW_POS_SALES, other, {"business_date": other_day})
+    first_inserted, errors = threading.Event(), []
+
+    def replace(name: str, hold: float) -> None:
+        try:
+            with warehouse.transaction() as tx:
+                if name == "b":
+                    first_inserted.wait(10)
+                # one names the day, the other a list of days with it (a backfill): the same slice
+                tx.delete(RAW_POS_SALES, {"business_date": day if name == "a" else [pd.Timestamp(day)]})
+                tx.append(RAW_POS_SALES, load[name])
+                if name == "a":
+                    first_inserted.set()
+                time.sleep(hold)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=replace, args=("a", 1.0)), threading.Thread(target=replace, args=("b", 0))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        receipts = warehouse.query("SELECT business_date, receipt_id FROM raw_pos_sales")
+        receipts["business_date"] = pd.to_datetime(receipts["business_date"])
+        on_day = receipts[receipts["business_date"] == pd.Timestamp(day)]["receipt_id"]
+        assert sorted(on_day) == sorted(load["b"]["receipt_id"]), "the later load, alone"
+        assert (receipts["business_date"] == pd.Timestamp(other_day)).sum() == 100, "another day is untouched"
+    finally:
+        warehouse.dispose()
+
+
+def test_slice_locks_meet_only_where_slices_can_meet():
+    """Same day, named alone or in a backfill's list: one lock in common. Another day, or another asset's
+    rejections of the same day: only the shared table lock, so those loads go on in parallel. A whole-table
+    replace waits for every slice."""
+    from datetime import date
+
+    import pandas as pd
+
+    from retail_assets.resources.warehouse import slice_locks
+
+    def exclusive(table, where):
+        return {key for shared, key in slice_locks(table, where) if not shared}
+
+    day = {"business_date": date(2025, 3, 3), "asset": "raw_pos_sales"}
+    backfill = {"asset": "raw_pos_sales", "business_date": [date(2025, 3, 2), pd.Timestamp("2025-03-03")]}
+    assert exclusive("rejections", day) & exclusive("rejections", backfill)
+    assert not exclusive("rejections", day) & exclusive("rejections", {**day, "asset": "raw_pos_inventory"})
+    assert not exclusive("rejections", day) & exclusive("rejections", {**day, "business_date": date(2025, 3, 4)})
+    assert not exclusive("rejections", day) & exclusive("fact_sales", day)
+    table_shared = {key for shared, key in slice_locks("rejections", day) if shared}
+    assert exclusive("rejections", {}) == table_shared, "a whole-table delete waits for every slice"
+    many = {"business_date": [date(2025, 1, 1) + pd.Timedelta(days=i) for i in range(1_001)]}
+    assert exclusive("rejections", many) == table_shared, "past 1,000 slices: the table"

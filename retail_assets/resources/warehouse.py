@@ -8,10 +8,14 @@ quoted by the dialect, never formatted from file names or configuration.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import itertools
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
+from datetime import date, datetime
 from typing import Any
 
 import dagster as dg
@@ -27,6 +31,7 @@ from retail_assets.resources.urls import make_engine, redact
 from retail_assets.schemas.base import TableSpec
 
 Filter = Mapping[str, Any]
+_MAX_SLICE_LOCKS = 1_000
 _COPY_ROWS = 50_000  # rows of CSV per COPY write: a few MB, large enough to keep the server busy
 
 
@@ -61,6 +66,31 @@ def _arrow(spec: TableSpec, df: pd.DataFrame) -> pa.Table:
     return table.cast(pa.schema(fields), safe=False)
 
 
+def _lock_key(*parts: object) -> int:
+    """A signed 64-bit advisory lock key for a table or one (table, column, value)."""
+    text = "\x00".join(str(pd.Timestamp(p).isoformat()) if isinstance(p, date | datetime) else repr(p) for p in parts)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def slice_locks(table: str, where: Filter) -> list[tuple[bool, int]]:
+    """The advisory locks (shared?, key) a delete of the slice ``where`` of ``table`` takes, in a fixed order.
+
+    A slice locks the table shared and itself exclusively: one key per combination of its columns' values (a list,
+    such as a backfill's days, gives one per value), so two deletes of the same day wait for each other whether
+    they name it alone or in a list, while other days (and other assets' rejections) go on in parallel. A
+    whole-table delete, or a slice of more than ``_MAX_SLICE_LOCKS`` combinations, locks the table exclusively.
+    Slices that can be replaced at the same time are described by the same columns everywhere in the platform (a
+    business_date, with the asset or kind that tells them apart in a shared table)."""
+    columns = sorted(where)
+    values = [sorted(set(v), key=repr) if isinstance(v, list | tuple | set | frozenset) else [v]
+              for v in (where[c] for c in columns)]
+    if not where or math.prod(len(v) for v in values) > _MAX_SLICE_LOCKS:
+        return [(False, _lock_key(table))]
+    keys = {_lock_key(table, *(x for pair in zip(columns, combo, strict=True) for x in pair))
+            for combo in itertools.product(*values)}
+    return [(True, _lock_key(table)), *((False, key) for key in sorted(keys))]
+
+
 class WarehouseTx:
     """Operations inside one warehouse transaction."""
 
@@ -69,7 +99,14 @@ class WarehouseTx:
         self.conn = conn
 
     def delete(self, spec: TableSpec, where: Filter) -> int:
+        """Delete the slice ``where`` describes. On PostgreSQL the slice is locked first until the transaction
+        ends (``slice_locks``): another transaction replacing the same slice waits, then replaces this one's rows;
+        without it, READ COMMITTED lets its DELETE miss the rows this one inserted, and the slice doubles."""
         table = self._wh.table(spec, self.conn)
+        if self.conn.dialect.name == "postgresql":
+            for shared, key in slice_locks(spec.name, where):
+                function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+                self.conn.execute(sa.text(f"SELECT {function}(:key)"), {"key": key})
         return self.conn.execute(sa.delete(table).where(*_where(table, where))).rowcount
 
     def append(self, spec: TableSpec, df: pd.DataFrame) -> int:
