@@ -18,6 +18,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from retail_assets.assets.sources.pos import UNKNOWN_ROW_STORE
 from retail_assets.automation.config import automation_settings
 from retail_assets.automation.drop_watch import DropCursor, LedgerEntry, WarehouseBusy, file_key, fingerprint, plan_tick
 from retail_assets.automation.instance_queries import EXECUTING_STATUSES, active_run, loaded_at
@@ -348,25 +349,33 @@ STORE_FIX_CODES = ("unknown_store", "layout_mismatch")
 
 
 def days_fixed_by_stores(warehouse: Warehouse) -> list[date]:
-    """Business dates with a POS file rejected for its store (not in stores.csv, or on another layout there) that
-    raw_stores, as refreshed, now accepts: the store is there, on the layout the file was written in."""
+    """Business dates with POS data rejected for its store that raw_stores, as refreshed, now accepts: a whole file
+    (named for a store not in stores.csv, or on another layout there) whose store is there now on the file's
+    layout, or lines of a file with a store column whose store is there now."""
     ledger, rejections, stores = (warehouse.table(s) for s in (POS_FILE_LEDGER, REJECTIONS, RAW_STORES))
+    pos_assets = rejections.c.asset.in_(["raw_pos_sales", "raw_pos_inventory"])
     rejected_for_store = sa.exists().where(
         rejections.c.business_date == ledger.c.business_date, rejections.c.source_ref == ledger.c.path,
-        rejections.c.asset.in_(["raw_pos_sales", "raw_pos_inventory"]), rejections.c.reason_code.in_(STORE_FIX_CODES))
-    query = (sa.select(ledger.c.business_date).distinct()
+        pos_assets, rejections.c.reason_code.in_(STORE_FIX_CODES))
+    files = (sa.select(ledger.c.business_date)
              .join(stores, sa.and_(stores.c.store_code == ledger.c.store_code, stores.c.pos_layout == ledger.c.layout))
-             .where(ledger.c.status == "rejected", rejected_for_store)
-             .order_by(ledger.c.business_date))
+             .where(ledger.c.status == "rejected", rejected_for_store))
+    prefix, suffix = UNKNOWN_ROW_STORE
+    lines = (sa.select(rejections.c.business_date)
+             .join(stores, rejections.c.reason == sa.literal(prefix) + stores.c.store_code + sa.literal(suffix))
+             .where(pos_assets, rejections.c.reason_code == "unknown_store"))
+    query = sa.union(files, lines).subquery()
     with warehouse.engine.connect() as conn:
-        return [pd.Timestamp(d).date() for d in conn.execute(query).scalars()]
+        days = conn.execute(sa.select(query.c.business_date).distinct().order_by(query.c.business_date)).scalars()
+        return [pd.Timestamp(d).date() for d in days]
 
 
 @dg.sensor(
     name="pos_reload_after_stores_change", job_name=DAILY_JOB, minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After a successful refresh_reference run, reloads the business dates that have a POS file rejected "
-                "because stores.csv did not know its store (or had it on another layout) and now does.",
+    description="After a successful refresh_reference run, reloads the business dates that have a POS file (or, in "
+                "a file with a store column, lines) rejected because stores.csv did not know the store (or had it "
+                "on another layout) and now does.",
 )
 def pos_reload_after_stores_change(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     since, records = _reference_runs_since(context)

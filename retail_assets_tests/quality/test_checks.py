@@ -191,3 +191,56 @@ def test_a_file_rejected_for_an_unknown_store_loads_once_stores_csv_has_it(drop:
         assert not tick(asked.cursor).run_requests, "the file loaded: nothing more to reload"
     finally:
         warehouse.dispose()
+
+
+MULTI_STORE_LAYOUT = r"""name: multi_store
+kind: sales
+file_pattern: '^multi_(?P<date>\d{8})\.csv$'
+file_date_format: '%Y%m%d'
+store_from: {column: store}
+columns: {receipt_id: receipt_id, line_no: line_no, sku: sku, quantity: quantity, unit_price: unit_price,
+          discount: discount, payment_method: payment_method}
+sold_at: {columns: [sold_at], format: '%Y-%m-%dT%H:%M:%S'}
+sign: signed
+required: [receipt_id, line_no, sold_at, sku, quantity, unit_price, discount, payment_method]
+"""
+
+
+def test_lines_rejected_for_an_unknown_store_load_once_stores_csv_has_it(drop: dict):
+    """A file with a store column: its line for X8 is rejected (X8 is not in stores.csv) while S1's line loads.
+    Once X8 is in stores.csv and refresh_reference has run, the sensor asks for the day again, which loads it."""
+    from retail_assets.automation.sensors import pos_reload_after_stores_change
+    from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
+
+    write(Path(drop["env"]["RETAIL_POS_LAYOUTS_DIR"]) / "multi_store.yaml", MULTI_STORE_LAYOUT)
+    header = "store,receipt_id,line_no,sold_at,sku,quantity,unit_price,discount,payment_method"
+    write(drop["root"] / "multi_20250303.csv", f"{header}\nS1,M1,1,{DAY}T11:00:00,HB-000002,1,4.00,0,cash\n"
+                                               f"X8,M2,1,{DAY}T11:05:00,HB-000002,2,4.00,0,card\n")
+    instance = dg.DagsterInstance.get()
+    warehouse = Warehouse(url=drop["env"]["RETAIL_WAREHOUSE_URL"])
+
+    def tick(cursor: str | None = None) -> dg.SensorResult:
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse}) as ctx:
+            return pos_reload_after_stores_change(ctx)
+
+    def x8_lines() -> int:
+        return warehouse.scalar("SELECT COUNT(*) FROM raw_pos_sales WHERE store_code = 'X8'")
+
+    try:
+        assert _run(REFERENCE_JOB).success and _run(DAILY_JOB, DAY).success
+        assert x8_lines() == 0
+        assert warehouse.scalar("SELECT COUNT(*) FROM rejections WHERE reason = 'store X8 is not in stores.csv'") == 1
+        quiet = tick()
+        assert not quiet.run_requests, "X8 is still unknown"
+
+        write(drop["root"] / "stores.csv", STORES + "X8,Eight,Tampa,south,US,America/New_York,standard,2020-01-01,\n")
+        assert _run(REFERENCE_JOB).success
+        asked = tick(quiet.cursor)
+        assert [r.partition_key for r in asked.run_requests] == [DAY]
+
+        assert _run(DAILY_JOB, DAY).success
+        assert x8_lines() == 1
+        assert _run(REFERENCE_JOB).success
+        assert not tick(asked.cursor).run_requests, "the line loaded: nothing more to reload"
+    finally:
+        warehouse.dispose()

@@ -193,6 +193,11 @@ def _reject(data: bytes, layout: Layout, ctx: FileContext, code: str, reason: st
     return reject_whole_file(ctx, lossy_text(data, layout), code, reason)
 
 
+# A line whose store column names a store stores.csv does not have: "store <code> is not in stores.csv". The
+# sensor that reloads such days once stores.csv has the store matches this text against raw_stores.
+UNKNOWN_ROW_STORE = ("store ", " is not in stores.csv")
+
+
 def _drop_unknown_row_stores(parsed: ParsedFile, known: set[str], ctx: FileContext) -> ParsedFile:
     unknown = ~parsed.rows["store_code"].isin(known)
     if not unknown.any():
@@ -202,7 +207,7 @@ def _drop_unknown_row_stores(parsed: ParsedFile, known: set[str], ctx: FileConte
         "business_date": pd.Timestamp(ctx.business_date), "asset": ctx.asset, "source_system": "pos",
         "source_ref": ctx.path, "source_key": "line " + bad["source_line"].astype(str),
         "reason_code": "unknown_store",
-        "reason": "store " + bad["store_code"].astype(str) + " is not in stores.csv",
+        "reason": UNKNOWN_ROW_STORE[0] + bad["store_code"].astype(str) + UNKNOWN_ROW_STORE[1],
         "record": None, "run_id": ctx.run_id,
     })
     parsed.rows = parsed.rows[~unknown].reset_index(drop=True)
