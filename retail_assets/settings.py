@@ -30,6 +30,8 @@ DEFAULTS: dict[str, str] = {
     "RETAIL_DAILY_SCHEDULE_CRON": "0 6 * * *",
     # A step that failed for a transient reason (database out of reach, deadlock, DuckDB file held) is retried
     # this many times, the first after this many seconds, each next one after twice as long.
+    # By this time of day (RETAIL_TIMEZONE) the previous business date must be loaded (check loaded_by_deadline).
+    "RETAIL_FRESHNESS_DEADLINE": "10:00",
     "RETAIL_TRANSIENT_RETRIES": "3",
     "RETAIL_TRANSIENT_RETRY_SECONDS": "30",
 }
