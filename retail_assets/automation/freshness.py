@@ -1,10 +1,11 @@
 """Freshness: by a time of day the previous business date must be loaded, or the facts are flagged overdue.
 
 A load that never ran (a sensor or the schedule turned off, a run stuck in the queue, files that never came, a
-refresh that failed and was never re-executed) leaves no failed run to notice. ``freshness_schedule`` runs the check ``loaded_by_deadline`` on
-the facts analysts read every day at ``RETAIL_FRESHNESS_DEADLINE`` (``HH:MM`` in RETAIL_TIMEZONE, default 10:00):
-it fails (WARN) when the business date before the deadline's has no materialisation, and names the latest date
-that has one. It is part of no load job, so backfills of old dates do not evaluate it.
+refresh that failed and was never re-executed) leaves no failed run to notice. ``freshness_schedule`` runs the
+check ``loaded_by_deadline`` on the facts analysts read every day at ``RETAIL_FRESHNESS_DEADLINE`` (``HH:MM`` in
+RETAIL_TIMEZONE, default 10:00): it fails (WARN) when the business date before the deadline's has no
+materialisation, and names the latest date that has one. It is part of no load job, so backfills of old dates do
+not evaluate it.
 """
 
 import os

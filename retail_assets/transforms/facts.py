@@ -19,6 +19,7 @@ Rules every function here follows (SPEC section 5):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -117,6 +118,30 @@ def _order_customer_ids(online_customer_id: pd.Series, guest_email: pd.Series, b
     by_id = ids.map(_bridge_map(bridge, "online"))
     by_email = normalise_email(guest_email).map(_bridge_map(bridge, "email"))
     return by_id.astype("str").fillna(by_email.astype("str"))
+
+
+@dataclass(frozen=True)
+class OnlineKeys:
+    """The dimension keys a business date's online lines can look up: the rows of dim_product, the bridge and
+    dim_customer ``online_fact_sales`` needs are those with these keys, however large the dimensions."""
+
+    skus: list[str]
+    online_customer_ids: list[str]
+    emails: list[str]
+
+
+def online_dimension_keys(orders: pd.DataFrame, items: pd.DataFrame, *, return_items: pd.DataFrame,
+                          return_orders: pd.DataFrame, products: pd.DataFrame) -> OnlineKeys:
+    """The normalised SKUs of the items sold or returned, and the online customer ids and normalised guest emails
+    of their orders, computed as ``online_fact_sales`` computes them."""
+    product_ids = pd.concat([_ints(f["product_id"].dropna()) for f in (items, return_items)], ignore_index=True)
+    sku_of = _sku_by_product_id(products)
+    skus = sku_of[sku_of.index.isin(product_ids.unique())]
+    order_rows = pd.concat([orders[["customer_id", "guest_email"]], return_orders[["customer_id", "guest_email"]]],
+                           ignore_index=True)
+    ids = pd.to_numeric(order_rows["customer_id"]).astype("Int64").astype("string").dropna()
+    emails = normalise_email(order_rows["guest_email"]).dropna()
+    return OnlineKeys(sorted(set(skus.astype(str))), sorted(set(ids.astype(str))), sorted(set(emails.astype(str))))
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:

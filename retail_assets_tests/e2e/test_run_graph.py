@@ -185,3 +185,47 @@ def test_a_failed_load_leaves_the_previous_state(loaded: dict, monkeypatch: pyte
     after = wh.query("SELECT sale_line_id, net_amount, run_id FROM fact_sales WHERE business_date = :d "
                      "ORDER BY sale_line_id", d=date.fromisoformat(day))
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_online_lines_need_only_the_dimension_rows_of_their_keys(loaded: dict):
+    """fact_sales reads the dimension rows a day's online lines can look up, not whole dimensions: on every day of
+    the company (guest checkouts, unknown products) the online facts and rejections are
+    the same as with the whole dimensions, and fewer rows were read."""
+    from retail_assets.assets.warehouse.facts import online_dimensions
+    from retail_assets.schemas.sources import (
+        RAW_ONLINE_ORDER_ITEMS,
+        RAW_ONLINE_ORDERS,
+        RAW_ONLINE_PRODUCTS,
+        RAW_ONLINE_RETURNS,
+    )
+    from retail_assets.schemas.warehouse import BRIDGE_CUSTOMER_IDENTITY, DIM_CUSTOMER, DIM_PRODUCT, DIM_STORE
+    from retail_assets.transforms.facts import online_dimension_keys, online_fact_sales
+
+    wh = loaded["warehouse"]
+    whole = {"dim_product": wh.read(DIM_PRODUCT), "dim_customer": wh.read(DIM_CUSTOMER),
+             "bridge": wh.read(BRIDGE_CUSTOMER_IDENTITY)}
+    dim_store, products = wh.read(DIM_STORE), wh.read(RAW_ONLINE_PRODUCTS)
+    compared = guests = 0
+    for day in loaded["manifest"]["business_dates"]:
+        day = date.fromisoformat(day)
+        orders = wh.read(RAW_ONLINE_ORDERS, {"business_date": day})
+        items = wh.read(RAW_ONLINE_ORDER_ITEMS, {"business_date": day})
+        returns = wh.read(RAW_ONLINE_RETURNS, {"business_date": day})
+        ids = sorted(set(returns["order_id"].astype(int)))
+        return_items = wh.read(RAW_ONLINE_ORDER_ITEMS, {"order_id": ids}) if ids else items.iloc[:0]
+        return_orders = wh.read(RAW_ONLINE_ORDERS, {"order_id": ids}) if ids else orders.iloc[:0]
+        keys = online_dimension_keys(orders, items, return_items=return_items, return_orders=return_orders,
+                                     products=products)
+        some = online_dimensions(wh, keys)
+        for name, frame in some.items():
+            assert len(frame) < len(whole[name]), name
+        common = {"return_items": return_items, "return_orders": return_orders, "products": products,
+                  "dim_store": dim_store, "timezone": "America/New_York", "run_id": "r"}
+        expected = online_fact_sales(orders, items, returns, **common, **whole)
+        got = online_fact_sales(orders, items, returns, **common, **some)
+        for want, have in zip(expected, got, strict=True):
+            pd.testing.assert_frame_equal(have, want)
+        assert (expected[0]["customer_key"] != -1).any() and (expected[0]["product_key"] != -1).any()
+        compared += len(expected[0])
+        guests += int((orders["customer_id"].isna() & orders["guest_email"].notna()).sum())
+    assert compared > 100 and guests > 0  # returns: the online tests of test_facts.py make the same comparison

@@ -27,6 +27,8 @@ from retail_assets.schemas.warehouse import (
 )
 from retail_assets.transforms.dimensions import build_dim_product, build_dim_store
 from retail_assets.transforms.facts import (
+    OnlineKeys,
+    online_dimension_keys,
     online_fact_inventory,
     online_fact_sales,
     pos_fact_inventory,
@@ -297,12 +299,29 @@ def orders_of_2024_02_20() -> tuple[pd.DataFrame, pd.DataFrame]:
     return orders, items
 
 
+def only_keys(dims: dict, keys: OnlineKeys) -> dict:
+    """The dimensions cut to the rows of ``keys``, as fact_sales reads them from the warehouse."""
+    bridge = dims["bridge"]
+    bridge = bridge[((bridge["source_system"] == "online") & bridge["source_key"].isin(keys.online_customer_ids))
+                    | ((bridge["source_system"] == "email") & bridge["source_key"].isin(keys.emails))]
+    return {**dims, "bridge": bridge,
+            "dim_product": dims["dim_product"][dims["dim_product"]["sku_norm"].isin(keys.skus)],
+            "dim_customer": dims["dim_customer"][dims["dim_customer"]["customer_id"].isin(bridge["customer_id"])]}
+
+
 def online(dims, orders, items, returns, return_items, return_orders):
-    facts, rejects = online_fact_sales(orders, items, returns, return_items=return_items,
-                                       return_orders=return_orders, products=scenario_catalog(), timezone=TZ,
-                                       run_id=RUN, **dims)
+    """The online facts of a day, checked against the same built from only the dimension rows of the day's keys
+    (online_dimension_keys: what fact_sales reads)."""
+    common = {"return_items": return_items, "return_orders": return_orders, "products": scenario_catalog(),
+              "timezone": TZ, "run_id": RUN}
+    facts, rejects = online_fact_sales(orders, items, returns, **common, **dims)
     FACT_SALES.schema.validate(facts)
     REJECTIONS.schema.validate(rejects)
+    keys = online_dimension_keys(orders, items, return_items=return_items, return_orders=return_orders,
+                                 products=scenario_catalog())
+    lean = online_fact_sales(orders, items, returns, **common, **only_keys(dims, keys))
+    pd.testing.assert_frame_equal(lean[0], facts)
+    pd.testing.assert_frame_equal(lean[1], rejects)
     return facts, rejects
 
 

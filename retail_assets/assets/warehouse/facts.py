@@ -43,6 +43,8 @@ from retail_assets.schemas.warehouse import (
 )
 from retail_assets.settings import load_settings
 from retail_assets.transforms.facts import (
+    OnlineKeys,
+    online_dimension_keys,
     online_fact_inventory,
     online_fact_sales,
     pos_fact_inventory,
@@ -143,6 +145,35 @@ class DayStats:
         )
 
 
+MAX_KEYS_IN_QUERY = 10_000  # past this many keys a dimension is read whole (and filtered here) instead
+
+
+def _rows_with(warehouse: Warehouse, spec, column: str, values: list[str], where: dict | None = None) -> pd.DataFrame:
+    """The rows of ``spec`` (matching ``where``) whose ``column`` is one of ``values``."""
+    if not values:
+        return spec.empty()
+    if len(values) <= MAX_KEYS_IN_QUERY:
+        return warehouse.read(spec, {**(where or {}), column: values})
+    rows = warehouse.read(spec, where or None)
+    return rows[rows[column].astype("str").isin(values)].reset_index(drop=True)
+
+
+def online_dimensions(warehouse: Warehouse, keys: OnlineKeys) -> dict[str, pd.DataFrame]:
+    """The rows of dim_product, dim_customer and the bridge a day's online lines can look up (their versions, all
+    of them): a few thousand rows, not the whole customer base, read for each day."""
+    bridge = concat([
+        _rows_with(warehouse, BRIDGE_CUSTOMER_IDENTITY, "source_key", keys.online_customer_ids,
+                   {"source_system": "online"}),
+        _rows_with(warehouse, BRIDGE_CUSTOMER_IDENTITY, "source_key", keys.emails, {"source_system": "email"}),
+    ])
+    if bridge.empty:
+        bridge = BRIDGE_CUSTOMER_IDENTITY.empty()
+    customers = sorted(set(bridge["customer_id"].astype("str")))
+    return {"dim_product": _rows_with(warehouse, DIM_PRODUCT, "sku_norm", keys.skus),
+            "dim_customer": _rows_with(warehouse, DIM_CUSTOMER, "customer_id", customers),
+            "bridge": bridge}
+
+
 def _sum(values: sa.ColumnElement) -> sa.ColumnElement:
     return sa.func.coalesce(sa.func.sum(values), 0)
 
@@ -171,8 +202,7 @@ def _sum(values: sa.ColumnElement) -> sa.ColumnElement:
 def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
     settings = load_settings()
     run_id = context.run.run_id
-    dims = {"dim_store": warehouse.read(DIM_STORE), "dim_product": warehouse.read(DIM_PRODUCT),
-            "dim_customer": warehouse.read(DIM_CUSTOMER), "bridge": warehouse.read(BRIDGE_CUSTOMER_IDENTITY)}
+    dim_store = warehouse.read(DIM_STORE)
     products = warehouse.read(RAW_ONLINE_PRODUCTS)
     checks, days = [], []
     for day in partition_dates(context):
@@ -182,14 +212,17 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
         order_ids = sorted(set(returns["order_id"].astype(int)))
         return_items = warehouse.read(RAW_ONLINE_ORDER_ITEMS, {"order_id": order_ids}) if order_ids else items.iloc[:0]
         return_orders = warehouse.read(RAW_ONLINE_ORDERS, {"order_id": order_ids}) if order_ids else orders.iloc[:0]
+        keys = online_dimension_keys(orders, items, return_items=return_items, return_orders=return_orders,
+                                     products=products)
         online, rejected = online_fact_sales(orders, items, returns, return_items=return_items,
                                              return_orders=return_orders, products=products,
-                                             timezone=settings.timezone, run_id=run_id, **dims)
+                                             timezone=settings.timezone, run_id=run_id, dim_store=dim_store,
+                                             **online_dimensions(warehouse, keys))
         online, online_failures = validate_frame(FACT_SALES, online, day.isoformat())
         with warehouse.transaction() as tx:
             tx.delete(FACT_SALES, {"business_date": day})
             pos_day = insert_pos_fact_sales(tx.conn, day, run_id=run_id,
-                                              reporting_timezone=reporting_timezone(dims["dim_store"]))
+                                              reporting_timezone=reporting_timezone(dim_store))
             tx.append(FACT_SALES, online)
             tx.replace(REJECTIONS, rejected, {"business_date": day, "asset": "fact_sales"})
             stats = DayStats(tx, warehouse, day, online_failures)
