@@ -292,8 +292,9 @@ def online_returns_sensor(context: dg.SensorEvaluationContext, online_store: Sql
     cursor = json.dumps({"rid": max(last_id, int(frame["return_id"].max()))})
     first, last = partition_bounds()
     # A date never loaded is the schedule's; a loaded one gets a run when its load missed one of the returns.
-    loaded = frame[[first <= d <= last and loaded_at(context.instance, "raw_online_returns", d.isoformat()) is not None
-                    for d in frame["day"]]]
+    loaded_days = {d for d in set(frame["day"]) if first <= d <= last
+                   and loaded_at(context.instance, "raw_online_returns", d.isoformat()) is not None}
+    loaded = frame[frame["day"].isin(loaded_days)]
     if loaded.empty:
         return dg.SensorResult(cursor=cursor, skip_reason="the new returns' dates have not been loaded yet")
     busy = dg.SkipReason("the warehouse is busy (the embedded DuckDB file is held by a run); next tick")
