@@ -6,6 +6,7 @@ partition key in the ``dagster/partition`` tag, which the instance's run queue u
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -23,7 +24,7 @@ from retail_assets.automation.config import automation_settings
 from retail_assets.automation.drop_watch import DropCursor, LedgerEntry, WarehouseBusy, file_key, fingerprint, plan_tick
 from retail_assets.automation.instance_queries import EXECUTING_STATUSES, active_run, loaded_at
 from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
-from retail_assets.partitions import daily_partitions
+from retail_assets.partitions import daily_partitions, utc_bounds
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
 from retail_assets.resources.pos_drop import file_hash
 from retail_assets.resources.urls import WarehouseLocked
@@ -264,12 +265,51 @@ def _returns_missing(warehouse: Warehouse, returns: pd.DataFrame) -> dict[date, 
     return {day: sorted(int(i) for i in ids) for day, ids in missing.groupby("day")["return_id"]}
 
 
+RETURNS_RECHECK_DAYS = 7  # the loaded business dates before today whose returns are compared row by row each tick
+_RETURN_COLUMNS = ["return_id", "order_id", "line_no", "quantity", "refund_amount"]
+
+
+def _returns_differ(source: pd.DataFrame, held: pd.DataFrame) -> bool:
+    """Whether a day's returns in the source and in raw_online_returns differ: a return entered, deleted or edited
+    (refunds to the half cent: the warehouse keeps cents)."""
+    numbers = [frame[_RETURN_COLUMNS].apply(pd.to_numeric, errors="coerce").fillna(-1) for frame in (source, held)]
+    both = numbers[0].merge(numbers[1], on="return_id", how="outer", suffixes=("_s", "_w"), indicator=True)
+    if (both["_merge"] != "both").any():
+        return True
+    same = [(both[f"{c}_s"] == both[f"{c}_w"]).all() for c in ("order_id", "line_no", "quantity")]
+    return not all(same) or bool(((both["refund_amount_s"] - both["refund_amount_w"]).abs() > 0.005).any())
+
+
+def _state(rows: pd.DataFrame) -> str:
+    """A short fingerprint of a day's source returns: the run key, so one state of the source asks for one run."""
+    values = rows[_RETURN_COLUMNS].astype(str).sort_values("return_id").to_numpy().tolist()
+    return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]
+
+
+def _returns_changed(online_store: SqlSource, warehouse: Warehouse, days: list[date], timezone: str
+                     ) -> dict[date, str]:
+    """Of the loaded ``days``, those whose returns differ between the source and raw_online_returns: day -> the
+    fingerprint of the source's rows that day."""
+    returns = online_store.table("returns")
+    start, end = utc_bounds(min(days), timezone)[0], utc_bounds(max(days), timezone)[1]
+    source = online_store.read(sa.select(*(returns.c[c] for c in _RETURN_COLUMNS), returns.c.returned_at)
+                               .where(returns.c.returned_at >= start, returns.c.returned_at < end))
+    source["day"] = _business_dates(source["returned_at"], timezone) if len(source) else pd.Series(dtype=object)
+    with _sensor_read(warehouse):
+        held = warehouse.read(RAW_ONLINE_RETURNS, where={"business_date": days}, columns=["business_date",
+                                                                                           *_RETURN_COLUMNS])
+    held_day = pd.to_datetime(held["business_date"]).dt.date
+    return {day: _state(source[source["day"] == day]) for day in days
+            if _returns_differ(source[source["day"] == day], held[held_day == day])}
+
+
 @dg.sensor(
     name="online_returns_sensor", job_name=DAILY_JOB, minimum_interval_seconds=_settings.online_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Re-runs the daily_load of a business date when a return dated that day (returned_at) was entered "
-                "after the date's raw_online_returns partition was loaded. The returns table has no updated_at: new "
-                "rows are found by return_id, and the warehouse says which of them the load missed.",
+    description="Re-runs the daily_load of a business date when its returns changed after the date's "
+                "raw_online_returns partition was loaded. The returns table has no updated_at: new rows are found "
+                f"by return_id on any date, and the last {RETURNS_RECHECK_DAYS} loaded dates are compared row by row "
+                "with the warehouse (a return entered, deleted or edited).",
 )
 def online_returns_sensor(context: dg.SensorEvaluationContext, online_store: SqlSource, warehouse: Warehouse):
     timezone = load_settings().timezone
@@ -284,33 +324,37 @@ def online_returns_sensor(context: dg.SensorEvaluationContext, online_store: Sql
         query = query.where(returns.c.returned_at >= since)
         last_id = online_store.read(sa.select(sa.func.max(returns.c.return_id).label("m")))["m"].iloc[0]
         last_id = int(last_id) if pd.notna(last_id) else 0
-    frame = online_store.read(query.order_by(returns.c.return_id).limit(RETURNS_BATCH))
-    if frame.empty:
-        return dg.SensorResult(cursor=json.dumps({"rid": last_id}), skip_reason="no new return")
-    frame["return_id"] = frame["return_id"].astype(int)
-    frame["day"] = _business_dates(frame["returned_at"], timezone)
-    cursor = json.dumps({"rid": max(last_id, int(frame["return_id"].max()))})
+    new = online_store.read(query.order_by(returns.c.return_id).limit(RETURNS_BATCH))
+    new["day"] = _business_dates(new["returned_at"], timezone) if len(new) else pd.Series(dtype=object)
+    cursor = json.dumps({"rid": max([last_id, *new["return_id"].astype(int)])})
     first, last = partition_bounds()
-    # A date never loaded is the schedule's; a loaded one gets a run when its load missed one of the returns.
-    loaded_days = {d for d in set(frame["day"]) if first <= d <= last
-                   and loaded_at(context.instance, "raw_online_returns", d.isoformat()) is not None}
-    loaded = frame[frame["day"].isin(loaded_days)]
-    if loaded.empty:
-        return dg.SensorResult(cursor=cursor, skip_reason="the new returns' dates have not been loaded yet")
+    today = datetime.now(ZoneInfo(timezone)).date()
+    recent = {today - timedelta(days=n) for n in range(1, RETURNS_RECHECK_DAYS + 1)}
+    # A date never loaded is the schedule's; a loaded one gets a run when its load missed or changed a return.
+    loaded = sorted(d for d in set(new["day"]) | recent if first <= d <= last
+                    and loaded_at(context.instance, "raw_online_returns", d.isoformat()) is not None)
+    if not loaded:
+        return dg.SensorResult(cursor=cursor, skip_reason="no loaded date has new returns or is recent")
     busy = dg.SkipReason("the warehouse is busy (the embedded DuckDB file is held by a run); next tick")
     if _duckdb_held(warehouse, context.instance):
         return busy
     try:
-        missing = _returns_missing(warehouse, loaded)
+        late = new[new["day"].isin(set(loaded) - recent)] if len(new) else new
+        missing = _returns_missing(warehouse, late) if len(late) else {}
+        recheck = [d for d in loaded if d in recent]
+        changed = _returns_changed(online_store, warehouse, recheck, timezone) if recheck else {}
     except WarehouseBusy:
         return busy
-    requests = [dg.RunRequest(run_key=f"returns:{day.isoformat()}:{ids[-1]}", partition_key=day.isoformat(),
+    keys = {day: f"new:{ids[-1]}" for day, ids in missing.items()} | {day: f"rows:{fp}" for day, fp in changed.items()}
+    requests = [dg.RunRequest(run_key=f"returns:{day.isoformat()}:{key}", partition_key=day.isoformat(),
                               tags={TRIGGER_TAG: "online_returns"})
-                for day, ids in sorted(missing.items())]
+                for day, key in sorted(keys.items())]
     for day, ids in sorted(missing.items())[:LOG_DATES]:
         context.log.info(f"{day}: {len(ids)} return(s) entered after the day was loaded, e.g. return_id {ids[0]}")
+    for day in sorted(changed)[:LOG_DATES]:
+        context.log.info(f"{day}: the source's returns differ from the loaded ones (entered, deleted or edited)")
     if not requests:
-        return dg.SensorResult(cursor=cursor, skip_reason="the loads of the new returns' dates include them")
+        return dg.SensorResult(cursor=cursor, skip_reason="the loaded dates hold the source's returns")
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -98,10 +98,39 @@ def test_a_return_entered_after_its_day_was_loaded_reloads_that_day(drop, instan
     shop.dispose()
     tick = evaluate(online_returns_sensor, instance, resources, quiet.cursor)
     requested = [(r.partition_key, r.run_key) for r in tick.run_requests]
-    assert requested == [(loaded_day, f"returns:{loaded_day}:{late}")], \
+    assert requested == [(loaded_day, f"returns:{loaded_day}:new:{late}")], \
         "only the loaded day, whose load missed the return; a day never loaded is the schedule's"
     assert tick.run_requests[0].tags["retail/trigger"] == "online_returns"
     assert not evaluate(online_returns_sensor, instance, resources, tick.cursor).run_requests, "nothing newer"
+
+
+def test_a_recent_return_deleted_or_edited_after_the_load_reloads_its_day(drop, instance):
+    """The last days' returns are compared row by row with the warehouse: an edited refund or a deleted return
+    (which no return_id cursor can see) asks for the day again, once per state of the source."""
+    resources = drop["resources"]
+    yesterday = (datetime.now(NEW_YORK).date() - timedelta(days=1)).isoformat()
+    shop = sa.create_engine(drop["env"]["RETAIL_ONLINE_STORE_URL"])
+    return_id = _enter_return(shop, yesterday)
+    assert dg.materialize([raw_online_returns], instance=instance, resources=resources,
+                          partition_key=yesterday).success
+    resources["warehouse"].dispose()
+
+    quiet = evaluate(online_returns_sensor, instance, resources)
+    assert not quiet.run_requests, "the load holds the source's returns"
+
+    with shop.begin() as conn:
+        conn.execute(sa.text("UPDATE returns SET refund_amount = 5.00 WHERE return_id = :r"), {"r": return_id})
+    edited = evaluate(online_returns_sensor, instance, resources, quiet.cursor)
+    assert [r.partition_key for r in edited.run_requests] == [yesterday]
+    again = evaluate(online_returns_sensor, instance, resources, edited.cursor)
+    assert [r.run_key for r in again.run_requests] == [edited.run_requests[0].run_key], "same state, same run key"
+
+    with shop.begin() as conn:
+        conn.execute(sa.text("DELETE FROM returns WHERE return_id = :r"), {"r": return_id})
+    shop.dispose()
+    deleted = evaluate(online_returns_sensor, instance, resources, again.cursor)
+    assert [r.partition_key for r in deleted.run_requests] == [yesterday]
+    assert deleted.run_requests[0].run_key != edited.run_requests[0].run_key
 
 
 def test_the_schedule_refreshes_the_reference_for_the_previous_business_date():
