@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pandas as pd
 
 from retail_assets.settings import load_settings
 
@@ -36,3 +37,8 @@ def utc_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(), tz).astimezone(utc).replace(tzinfo=None)
     end = datetime.combine(day + timedelta(days=1), time(), tz).astimezone(utc).replace(tzinfo=None)
     return start, end
+
+
+def business_dates(stamps: pd.Series, timezone: str) -> pd.Series:
+    """Naive UTC times (how the sources store time) -> their business dates in ``timezone``, as ``date``s."""
+    return pd.to_datetime(stamps).dt.tz_localize("UTC").dt.tz_convert(timezone).dt.date

@@ -34,3 +34,9 @@ def active_run(instance: dg.DagsterInstance, job_name: str | None = None,
         dg.RunsFilter(job_name=job_name, statuses=statuses or ACTIVE_STATUSES), limit=1
     )
     return records[0] if records else None
+
+
+def partition_busy(instance: dg.DagsterInstance, partition: str) -> bool:
+    """Whether a run of the business date ``partition`` is queued or running (it will read the sources anew)."""
+    return bool(instance.get_run_records(
+        dg.RunsFilter(tags={"dagster/partition": partition}, statuses=ACTIVE_STATUSES), limit=1))

@@ -1,4 +1,4 @@
-"""Sensors: the POS drop folder, late changes to online orders and returns, and the loads after a reference refresh.
+"""Sensors: the POS drop folder, late changes in the online shop, and the loads after a reference refresh.
 
 Every sensor targets a job by name (``daily_load`` or ``refresh_reference``); runs of one business date carry its
 partition key in the ``dagster/partition`` tag, which the instance's run queue uses to serialise them.
@@ -6,7 +6,6 @@ partition key in the ``dagster/partition`` tag, which the instance's run queue u
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -22,9 +21,10 @@ import sqlalchemy as sa
 from retail_assets.assets.sources.pos import UNKNOWN_ROW_STORE
 from retail_assets.automation.config import automation_settings
 from retail_assets.automation.drop_watch import DropCursor, LedgerEntry, WarehouseBusy, file_key, fingerprint, plan_tick
-from retail_assets.automation.instance_queries import EXECUTING_STATUSES, active_run, loaded_at
+from retail_assets.automation.instance_queries import EXECUTING_STATUSES, active_run, loaded_at, partition_busy
+from retail_assets.automation.recheck import RECHECK_DAYS, changed_days
 from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
-from retail_assets.partitions import daily_partitions, utc_bounds
+from retail_assets.partitions import business_dates, daily_partitions
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
 from retail_assets.resources.pos_drop import file_hash
 from retail_assets.resources.urls import WarehouseLocked
@@ -207,10 +207,6 @@ def pos_reference_sensor(context: dg.SensorEvaluationContext, pos_drop: PosDropF
     return dg.SensorResult(cursor=cursor, skip_reason="stores.csv and unrecognised files unchanged")
 
 
-def _business_dates(stamps: pd.Series, timezone: str) -> pd.Series:
-    return pd.to_datetime(stamps).dt.tz_localize("UTC").dt.tz_convert(timezone).dt.date
-
-
 @dg.sensor(
     name="online_orders_sensor", job_name=DAILY_JOB, minimum_interval_seconds=_settings.online_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -231,7 +227,7 @@ def online_orders_sensor(context: dg.SensorEvaluationContext, online_store: SqlS
         return dg.SensorResult(cursor=json.dumps({"wm": watermark.isoformat()}),
                                skip_reason=f"no order updated since {watermark:%Y-%m-%d %H:%M:%S} UTC")
     frame["updated_at"] = pd.to_datetime(frame["updated_at"])
-    frame["day"] = _business_dates(frame["placed_at"], timezone)
+    frame["day"] = business_dates(frame["placed_at"], timezone)
     first, last = partition_bounds()
     requests = []
     for day, updated in frame.groupby("day")["updated_at"].max().sort_index().items():
@@ -265,51 +261,25 @@ def _returns_missing(warehouse: Warehouse, returns: pd.DataFrame) -> dict[date, 
     return {day: sorted(int(i) for i in ids) for day, ids in missing.groupby("day")["return_id"]}
 
 
-RETURNS_RECHECK_DAYS = 7  # the loaded business dates before today whose returns are compared row by row each tick
-_RETURN_COLUMNS = ["return_id", "order_id", "line_no", "quantity", "refund_amount"]
+def _recent_days(timezone: str) -> set[date]:
+    """The business dates ``online_recheck_sensor`` compares with the warehouse: the last RECHECK_DAYS before today."""
+    today = datetime.now(ZoneInfo(timezone)).date()
+    return {today - timedelta(days=n) for n in range(1, RECHECK_DAYS + 1)}
 
 
-def _returns_differ(source: pd.DataFrame, held: pd.DataFrame) -> bool:
-    """Whether a day's returns in the source and in raw_online_returns differ: a return entered, deleted or edited
-    (refunds to the half cent: the warehouse keeps cents)."""
-    numbers = [frame[_RETURN_COLUMNS].apply(pd.to_numeric, errors="coerce").fillna(-1) for frame in (source, held)]
-    both = numbers[0].merge(numbers[1], on="return_id", how="outer", suffixes=("_s", "_w"), indicator=True)
-    if (both["_merge"] != "both").any():
-        return True
-    same = [(both[f"{c}_s"] == both[f"{c}_w"]).all() for c in ("order_id", "line_no", "quantity")]
-    return not all(same) or bool(((both["refund_amount_s"] - both["refund_amount_w"]).abs() > 0.005).any())
-
-
-def _state(rows: pd.DataFrame) -> str:
-    """A short fingerprint of a day's source returns: the run key, so one state of the source asks for one run."""
-    values = rows[_RETURN_COLUMNS].astype(str).sort_values("return_id").to_numpy().tolist()
-    return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]
-
-
-def _returns_changed(online_store: SqlSource, warehouse: Warehouse, days: list[date], timezone: str
-                     ) -> dict[date, str]:
-    """Of the loaded ``days``, those whose returns differ between the source and raw_online_returns: day -> the
-    fingerprint of the source's rows that day."""
-    returns = online_store.table("returns")
-    start, end = utc_bounds(min(days), timezone)[0], utc_bounds(max(days), timezone)[1]
-    source = online_store.read(sa.select(*(returns.c[c] for c in _RETURN_COLUMNS), returns.c.returned_at)
-                               .where(returns.c.returned_at >= start, returns.c.returned_at < end))
-    source["day"] = _business_dates(source["returned_at"], timezone) if len(source) else pd.Series(dtype=object)
-    with _sensor_read(warehouse):
-        held = warehouse.read(RAW_ONLINE_RETURNS, where={"business_date": days}, columns=["business_date",
-                                                                                           *_RETURN_COLUMNS])
-    held_day = pd.to_datetime(held["business_date"]).dt.date
-    return {day: _state(source[source["day"] == day]) for day in days
-            if _returns_differ(source[source["day"] == day], held[held_day == day])}
+def _loaded_days(instance: dg.DagsterInstance, days: set[date], asset: str) -> list[date]:
+    """Of ``days``, those with a partition of ``asset`` materialised (a date never loaded is the schedule's)."""
+    first, last = partition_bounds()
+    return sorted(d for d in days if first <= d <= last and loaded_at(instance, asset, d.isoformat()) is not None)
 
 
 @dg.sensor(
     name="online_returns_sensor", job_name=DAILY_JOB, minimum_interval_seconds=_settings.online_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Re-runs the daily_load of a business date when its returns changed after the date's "
-                "raw_online_returns partition was loaded. The returns table has no updated_at: new rows are found "
-                f"by return_id on any date, and the last {RETURNS_RECHECK_DAYS} loaded dates are compared row by row "
-                "with the warehouse (a return entered, deleted or edited).",
+    description="Re-runs the daily_load of a business date when a return dated that day (returned_at) was entered "
+                "after the date's raw_online_returns partition was loaded. The returns table has no updated_at: new "
+                "rows are found by return_id, and the warehouse says which of them the load missed. The last "
+                f"{RECHECK_DAYS} dates are online_recheck_sensor's.",
 )
 def online_returns_sensor(context: dg.SensorEvaluationContext, online_store: SqlSource, warehouse: Warehouse):
     timezone = load_settings().timezone
@@ -324,38 +294,59 @@ def online_returns_sensor(context: dg.SensorEvaluationContext, online_store: Sql
         query = query.where(returns.c.returned_at >= since)
         last_id = online_store.read(sa.select(sa.func.max(returns.c.return_id).label("m")))["m"].iloc[0]
         last_id = int(last_id) if pd.notna(last_id) else 0
-    new = online_store.read(query.order_by(returns.c.return_id).limit(RETURNS_BATCH))
-    new["day"] = _business_dates(new["returned_at"], timezone) if len(new) else pd.Series(dtype=object)
-    cursor = json.dumps({"rid": max([last_id, *new["return_id"].astype(int)])})
-    first, last = partition_bounds()
-    today = datetime.now(ZoneInfo(timezone)).date()
-    recent = {today - timedelta(days=n) for n in range(1, RETURNS_RECHECK_DAYS + 1)}
-    # A date never loaded is the schedule's; a loaded one gets a run when its load missed or changed a return.
-    loaded = sorted(d for d in set(new["day"]) | recent if first <= d <= last
-                    and loaded_at(context.instance, "raw_online_returns", d.isoformat()) is not None)
+    frame = online_store.read(query.order_by(returns.c.return_id).limit(RETURNS_BATCH))
+    if frame.empty:
+        return dg.SensorResult(cursor=json.dumps({"rid": last_id}), skip_reason="no new return")
+    frame["return_id"] = frame["return_id"].astype(int)
+    frame["day"] = business_dates(frame["returned_at"], timezone)
+    cursor = json.dumps({"rid": max(last_id, int(frame["return_id"].max()))})
+    loaded = _loaded_days(context.instance, set(frame["day"]) - _recent_days(timezone), "raw_online_returns")
     if not loaded:
-        return dg.SensorResult(cursor=cursor, skip_reason="no loaded date has new returns or is recent")
+        return dg.SensorResult(cursor=cursor, skip_reason="no new return is dated on an older loaded date")
     busy = dg.SkipReason("the warehouse is busy (the embedded DuckDB file is held by a run); next tick")
     if _duckdb_held(warehouse, context.instance):
         return busy
     try:
-        late = new[new["day"].isin(set(loaded) - recent)] if len(new) else new
-        missing = _returns_missing(warehouse, late) if len(late) else {}
-        recheck = [d for d in loaded if d in recent]
-        changed = _returns_changed(online_store, warehouse, recheck, timezone) if recheck else {}
+        missing = _returns_missing(warehouse, frame[frame["day"].isin(loaded)])
     except WarehouseBusy:
         return busy
-    keys = {day: f"new:{ids[-1]}" for day, ids in missing.items()} | {day: f"rows:{fp}" for day, fp in changed.items()}
-    requests = [dg.RunRequest(run_key=f"returns:{day.isoformat()}:{key}", partition_key=day.isoformat(),
+    requests = [dg.RunRequest(run_key=f"returns:{day.isoformat()}:{ids[-1]}", partition_key=day.isoformat(),
                               tags={TRIGGER_TAG: "online_returns"})
-                for day, key in sorted(keys.items())]
+                for day, ids in sorted(missing.items())]
     for day, ids in sorted(missing.items())[:LOG_DATES]:
         context.log.info(f"{day}: {len(ids)} return(s) entered after the day was loaded, e.g. return_id {ids[0]}")
-    for day in sorted(changed)[:LOG_DATES]:
-        context.log.info(f"{day}: the source's returns differ from the loaded ones (entered, deleted or edited)")
     if not requests:
-        return dg.SensorResult(cursor=cursor, skip_reason="the loaded dates hold the source's returns")
+        return dg.SensorResult(cursor=cursor, skip_reason="the loads of the new returns' dates include them")
     return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+@dg.sensor(
+    name="online_recheck_sensor", job_name=DAILY_JOB, minimum_interval_seconds=_settings.online_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Extracts the last {RECHECK_DAYS} loaded business dates' orders, order lines and returns again and "
+                "re-runs a date whose rows differ from the warehouse's: a row deleted or edited in place, which no "
+                "updated_at or id cursor shows. One run per state of the source.",
+)
+def online_recheck_sensor(context: dg.SensorEvaluationContext, online_store: SqlSource, warehouse: Warehouse):
+    timezone = load_settings().timezone
+    days = [d for d in _loaded_days(context.instance, _recent_days(timezone), "raw_online_orders")
+            if not partition_busy(context.instance, d.isoformat())]
+    if not days:
+        return dg.SkipReason(f"none of the last {RECHECK_DAYS} business dates is loaded and idle")
+    busy = dg.SkipReason("the warehouse is busy (the embedded DuckDB file is held by a run); next tick")
+    if _duckdb_held(warehouse, context.instance):
+        return busy
+    try:
+        with _sensor_read(warehouse):
+            changed = changed_days(online_store, warehouse, days, timezone)
+    except WarehouseBusy:
+        return busy
+    for day in list(changed)[:LOG_DATES]:
+        context.log.info(f"{day}: the online shop's rows differ from the loaded ones (entered, deleted or edited)")
+    if not changed:
+        return dg.SkipReason(f"the {len(days)} recent loaded date(s) hold the online shop's rows")
+    return [dg.RunRequest(run_key=f"recheck:{day.isoformat()}:{state}", partition_key=day.isoformat(),
+                          tags={TRIGGER_TAG: "online_recheck"}) for day, state in changed.items()]
 
 
 @dg.sensor(
@@ -448,4 +439,4 @@ def pos_reload_after_stores_change(context: dg.SensorEvaluationContext, warehous
 
 
 all_sensors = [pos_drop_sensor, pos_reference_sensor, online_orders_sensor, online_returns_sensor,
-               daily_load_after_reference, pos_reload_after_stores_change]
+               online_recheck_sensor, daily_load_after_reference, pos_reload_after_stores_change]

@@ -98,39 +98,65 @@ def test_a_return_entered_after_its_day_was_loaded_reloads_that_day(drop, instan
     shop.dispose()
     tick = evaluate(online_returns_sensor, instance, resources, quiet.cursor)
     requested = [(r.partition_key, r.run_key) for r in tick.run_requests]
-    assert requested == [(loaded_day, f"returns:{loaded_day}:new:{late}")], \
+    assert requested == [(loaded_day, f"returns:{loaded_day}:{late}")], \
         "only the loaded day, whose load missed the return; a day never loaded is the schedule's"
     assert tick.run_requests[0].tags["retail/trigger"] == "online_returns"
     assert not evaluate(online_returns_sensor, instance, resources, tick.cursor).run_requests, "nothing newer"
 
 
-def test_a_recent_return_deleted_or_edited_after_the_load_reloads_its_day(drop, instance):
-    """The last days' returns are compared row by row with the warehouse: an edited refund or a deleted return
-    (which no return_id cursor can see) asks for the day again, once per state of the source."""
+def _enter_order(engine: sa.Engine, day: str) -> int:
+    """A paid guest order with one line, placed at 11:00 of ``day`` in New York."""
+    placed = datetime.fromisoformat(f"{day}T11:00:00").replace(tzinfo=NEW_YORK).astimezone(UTC)
+    stamp = placed.strftime("%Y-%m-%d %H:%M:%S.%f")
+    with engine.begin() as conn:
+        order_id = conn.execute(sa.text("SELECT MAX(order_id) + 1 FROM orders")).scalar_one()
+        product_id = conn.execute(sa.text("SELECT MIN(product_id) FROM products")).scalar_one()
+        conn.execute(sa.text("INSERT INTO orders VALUES (:o, NULL, 'guest@example.com', 'paid', :t, :t, 0, NULL)"),
+                     {"o": order_id, "t": stamp})
+        conn.execute(sa.text("INSERT INTO order_items VALUES (:o, 1, :p, 2, 9.99, 0)"),
+                     {"o": order_id, "p": product_id})
+    return order_id
+
+
+def test_recent_rows_deleted_or_edited_in_the_shop_reload_their_day(drop, instance):
+    """The last days are extracted again and compared with the warehouse: a return's refund edited, a return deleted,
+    an order line's quantity edited, an order deleted (none of which moves an updated_at or an id cursor) each ask
+    for the day again, once per state of the shop."""
+    from retail_assets.assets.sources.online import raw_online_order_items
+    from retail_assets.automation.sensors import online_recheck_sensor
+
     resources = drop["resources"]
     yesterday = (datetime.now(NEW_YORK).date() - timedelta(days=1)).isoformat()
     shop = sa.create_engine(drop["env"]["RETAIL_ONLINE_STORE_URL"])
-    return_id = _enter_return(shop, yesterday)
-    assert dg.materialize([raw_online_returns], instance=instance, resources=resources,
-                          partition_key=yesterday).success
+    order_id, return_id = _enter_order(shop, yesterday), _enter_return(shop, yesterday)
+    assert dg.materialize([raw_online_orders, raw_online_order_items, raw_online_returns], instance=instance,
+                          resources=resources, partition_key=yesterday).success
     resources["warehouse"].dispose()
 
-    quiet = evaluate(online_returns_sensor, instance, resources)
-    assert not quiet.run_requests, "the load holds the source's returns"
+    def tick() -> list[str]:
+        result = evaluate(online_recheck_sensor, instance, resources)
+        requests = result if isinstance(result, list) else []
+        assert all(r.partition_key == yesterday for r in requests)
+        return [r.run_key for r in requests]
 
-    with shop.begin() as conn:
-        conn.execute(sa.text("UPDATE returns SET refund_amount = 5.00 WHERE return_id = :r"), {"r": return_id})
-    edited = evaluate(online_returns_sensor, instance, resources, quiet.cursor)
-    assert [r.partition_key for r in edited.run_requests] == [yesterday]
-    again = evaluate(online_returns_sensor, instance, resources, edited.cursor)
-    assert [r.run_key for r in again.run_requests] == [edited.run_requests[0].run_key], "same state, same run key"
+    def change(sql: str) -> None:
+        with shop.begin() as conn:
+            conn.execute(sa.text(sql), {"o": order_id, "r": return_id})
 
-    with shop.begin() as conn:
-        conn.execute(sa.text("DELETE FROM returns WHERE return_id = :r"), {"r": return_id})
+    assert tick() == [], "the load holds the shop's rows"
+    keys = []
+    for sql in ("UPDATE returns SET refund_amount = 5.00 WHERE return_id = :r",
+                "DELETE FROM returns WHERE return_id = :r",
+                "UPDATE order_items SET quantity = 3 WHERE order_id = :o",
+                "DELETE FROM order_items WHERE order_id = :o; DELETE FROM orders WHERE order_id = :o"):
+        for statement in sql.split("; "):
+            change(statement)
+        asked = tick()
+        assert len(asked) == 1, sql
+        assert tick() == asked, "the same state of the shop, the same run key"
+        keys += asked
     shop.dispose()
-    deleted = evaluate(online_returns_sensor, instance, resources, again.cursor)
-    assert [r.partition_key for r in deleted.run_requests] == [yesterday]
-    assert deleted.run_requests[0].run_key != edited.run_requests[0].run_key
+    assert len(set(keys)) == 4
 
 
 def test_the_schedule_refreshes_the_reference_for_the_previous_business_date():

@@ -62,12 +62,12 @@ raw_online_inventory = snapshot_asset(RAW_ONLINE_INVENTORY, "inventory", "online
                                        "Stock of the online warehouses: the source keeps only the current state.")
 
 
-def _orders(source: SqlSource, start, end) -> pd.DataFrame:
+def extract_orders(source: SqlSource, start, end) -> pd.DataFrame:
     orders = source.table("orders")
     return source.read(sa.select(orders).where(orders.c.placed_at >= start, orders.c.placed_at < end))
 
 
-def _order_items(source: SqlSource, start, end) -> pd.DataFrame:
+def extract_order_items(source: SqlSource, start, end) -> pd.DataFrame:
     orders, items = source.table("orders"), source.table("order_items")
     query = (sa.select(items, orders.c.placed_at)
              .join(orders, orders.c.order_id == items.c.order_id)
@@ -75,7 +75,7 @@ def _order_items(source: SqlSource, start, end) -> pd.DataFrame:
     return source.read(query)
 
 
-def _returns(source: SqlSource, start, end) -> pd.DataFrame:
+def extract_returns(source: SqlSource, start, end) -> pd.DataFrame:
     returns = source.table("returns")
     return source.read(sa.select(returns).where(returns.c.returned_at >= start, returns.c.returned_at < end))
 
@@ -106,11 +106,11 @@ def _daily_asset(spec: TableSpec, extract, time_column: str, doc: str, deps=()):
     return _asset
 
 
-raw_online_orders = _daily_asset(RAW_ONLINE_ORDERS, _orders, "placed_at",
+raw_online_orders = _daily_asset(RAW_ONLINE_ORDERS, extract_orders, "placed_at",
                                  "Orders whose placed_at falls on the business date in the reporting timezone, "
                                  "with their status as of extraction: a re-run picks up later cancellations.")
-raw_online_order_items = _daily_asset(RAW_ONLINE_ORDER_ITEMS, _order_items, "placed_at",
+raw_online_order_items = _daily_asset(RAW_ONLINE_ORDER_ITEMS, extract_order_items, "placed_at",
                                       "The lines of the orders placed on the business date.")
-raw_online_returns = _daily_asset(RAW_ONLINE_RETURNS, _returns, "returned_at",
+raw_online_returns = _daily_asset(RAW_ONLINE_RETURNS, extract_returns, "returned_at",
                                   "Returns whose returned_at falls on the business date: negative sales that day.")
 
