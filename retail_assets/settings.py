@@ -59,6 +59,11 @@ def _load_dotenv() -> None:
         load_dotenv(env_file, override=False)
 
 
+def setting(name: str) -> str:
+    """One variable's value, or its default when unset or empty (without touching the environment)."""
+    return os.environ.get(name) or DEFAULTS[name]
+
+
 def load_settings() -> Settings:
     """Read the configuration, filling the environment with defaults for what is unset."""
     _load_dotenv()

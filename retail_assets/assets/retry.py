@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from retail_assets.resources.urls import WarehouseLocked, redact
-from retail_assets.settings import DEFAULTS
+from retail_assets.settings import setting
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARKER = "_retail_retries_transient"
@@ -73,13 +72,9 @@ def transient_reason(exc: BaseException) -> str | None:
     return None
 
 
-def _knob(name: str) -> float:
-    return float(os.environ.get(name) or DEFAULTS[name])
-
-
 def retry_wait(attempt: int) -> float:
     """Seconds before retry number ``attempt + 1`` (0 = the first retry)."""
-    return _knob("RETAIL_TRANSIENT_RETRY_SECONDS") * 2 ** attempt
+    return float(setting("RETAIL_TRANSIENT_RETRY_SECONDS")) * 2 ** attempt
 
 
 @contextmanager
@@ -92,7 +87,7 @@ def _retry_on_transient() -> Iterator[None]:
         reason = transient_reason(exc)
         if reason is None:
             raise
-        retries = int(_knob("RETAIL_TRANSIENT_RETRIES"))
+        retries = int(setting("RETAIL_TRANSIENT_RETRIES"))
         context = dg.OpExecutionContext.get()
         attempt = context.retry_number
         wait = retry_wait(attempt)

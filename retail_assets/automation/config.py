@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from retail_assets.settings import DEFAULTS
+from retail_assets.settings import setting
 
 
 @dataclass(frozen=True)
@@ -16,14 +15,10 @@ class AutomationSettings:
     daily_cron: str
 
 
-def _get(name: str) -> str:
-    return os.environ.get(name) or DEFAULTS[name]
-
-
 def automation_settings() -> AutomationSettings:
     return AutomationSettings(
-        settle_seconds=float(_get("RETAIL_POS_SETTLE_SECONDS")),
-        pos_interval_seconds=int(_get("RETAIL_POS_SENSOR_INTERVAL_SECONDS")),
-        online_interval_seconds=int(_get("RETAIL_ONLINE_SENSOR_INTERVAL_SECONDS")),
-        daily_cron=_get("RETAIL_DAILY_SCHEDULE_CRON"),
+        settle_seconds=float(setting("RETAIL_POS_SETTLE_SECONDS")),
+        pos_interval_seconds=int(setting("RETAIL_POS_SENSOR_INTERVAL_SECONDS")),
+        online_interval_seconds=int(setting("RETAIL_ONLINE_SENSOR_INTERVAL_SECONDS")),
+        daily_cron=setting("RETAIL_DAILY_SCHEDULE_CRON"),
     )

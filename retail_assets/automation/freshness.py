@@ -8,14 +8,13 @@ materialisation, and names the latest date that has one. It is part of no load j
 not evaluate it.
 """
 
-import os
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from retail_assets.partitions import daily_partitions
-from retail_assets.settings import DEFAULTS, load_settings
+from retail_assets.settings import load_settings, setting
 
 FRESHNESS_ASSETS = ("fact_sales", "fact_inventory", "mart_daily_sales")
 FRESHNESS_CHECK = "loaded_by_deadline"
@@ -23,7 +22,7 @@ FRESHNESS_JOB = "check_freshness"
 
 
 def freshness_deadline() -> time:
-    text = os.environ.get("RETAIL_FRESHNESS_DEADLINE") or DEFAULTS["RETAIL_FRESHNESS_DEADLINE"]
+    text = setting("RETAIL_FRESHNESS_DEADLINE")
     try:
         return time.fromisoformat(text)
     except ValueError:
