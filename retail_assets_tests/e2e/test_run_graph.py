@@ -189,15 +189,10 @@ def test_a_failed_load_leaves_the_previous_state(loaded: dict, monkeypatch: pyte
 
 def test_online_lines_need_only_the_dimension_rows_of_their_keys(loaded: dict):
     """fact_sales reads the dimension rows a day's online lines can look up, not whole dimensions: on every day of
-    the company (guest checkouts, unknown products) the online facts and rejections are
-    the same as with the whole dimensions, and fewer rows were read."""
-    from retail_assets.assets.warehouse.facts import online_dimensions
-    from retail_assets.schemas.sources import (
-        RAW_ONLINE_ORDER_ITEMS,
-        RAW_ONLINE_ORDERS,
-        RAW_ONLINE_PRODUCTS,
-        RAW_ONLINE_RETURNS,
-    )
+    the company (guest checkouts, unknown products) the online facts and rejections are the same as with the whole
+    dimensions, and fewer rows were read."""
+    from retail_assets.assets.warehouse.facts import online_dimensions, read_online_day
+    from retail_assets.schemas.sources import RAW_ONLINE_PRODUCTS
     from retail_assets.schemas.warehouse import BRIDGE_CUSTOMER_IDENTITY, DIM_CUSTOMER, DIM_PRODUCT, DIM_STORE
     from retail_assets.transforms.facts import online_dimension_keys, online_fact_sales
 
@@ -208,19 +203,13 @@ def test_online_lines_need_only_the_dimension_rows_of_their_keys(loaded: dict):
     compared = guests = 0
     for day in loaded["manifest"]["business_dates"]:
         day = date.fromisoformat(day)
-        orders = wh.read(RAW_ONLINE_ORDERS, {"business_date": day})
-        items = wh.read(RAW_ONLINE_ORDER_ITEMS, {"business_date": day})
-        returns = wh.read(RAW_ONLINE_RETURNS, {"business_date": day})
-        ids = sorted(set(returns["order_id"].astype(int)))
-        return_items = wh.read(RAW_ONLINE_ORDER_ITEMS, {"order_id": ids}) if ids else items.iloc[:0]
-        return_orders = wh.read(RAW_ONLINE_ORDERS, {"order_id": ids}) if ids else orders.iloc[:0]
-        keys = online_dimension_keys(orders, items, return_items=return_items, return_orders=return_orders,
-                                     products=products)
+        orders, items, returns, earlier = read_online_day(wh, day)
+        keys = online_dimension_keys(orders, items, **earlier, products=products)
         some = online_dimensions(wh, keys)
         for name, frame in some.items():
             assert len(frame) < len(whole[name]), name
-        common = {"return_items": return_items, "return_orders": return_orders, "products": products,
-                  "dim_store": dim_store, "timezone": "America/New_York", "run_id": "r"}
+        common = {**earlier, "products": products, "dim_store": dim_store, "timezone": "America/New_York",
+                  "run_id": "r"}
         expected = online_fact_sales(orders, items, returns, **common, **whole)
         got = online_fact_sales(orders, items, returns, **common, **some)
         for want, have in zip(expected, got, strict=True):

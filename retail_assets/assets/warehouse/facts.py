@@ -158,6 +158,18 @@ def _rows_with(warehouse: Warehouse, spec, column: str, values: list[str], where
     return rows[rows[column].astype("str").isin(values)].reset_index(drop=True)
 
 
+def read_online_day(warehouse: Warehouse, day) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """A business date's online orders, order lines and returns, and (as ``return_items``/``return_orders``) the
+    lines and orders of any date its returns refer to."""
+    orders = warehouse.read(RAW_ONLINE_ORDERS, {"business_date": day})
+    items = warehouse.read(RAW_ONLINE_ORDER_ITEMS, {"business_date": day})
+    returns = warehouse.read(RAW_ONLINE_RETURNS, {"business_date": day})
+    order_ids = sorted(set(returns["order_id"].astype(int)))
+    return_items = warehouse.read(RAW_ONLINE_ORDER_ITEMS, {"order_id": order_ids}) if order_ids else items.iloc[:0]
+    return_orders = warehouse.read(RAW_ONLINE_ORDERS, {"order_id": order_ids}) if order_ids else orders.iloc[:0]
+    return orders, items, returns, {"return_items": return_items, "return_orders": return_orders}
+
+
 def online_dimensions(warehouse: Warehouse, keys: OnlineKeys) -> dict[str, pd.DataFrame]:
     """The rows of dim_product, dim_customer and the bridge a day's online lines can look up (their versions, all
     of them): a few thousand rows, not the whole customer base, read for each day."""
@@ -206,16 +218,9 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
     products = warehouse.read(RAW_ONLINE_PRODUCTS)
     checks, days = [], []
     for day in partition_dates(context):
-        orders = warehouse.read(RAW_ONLINE_ORDERS, {"business_date": day})
-        items = warehouse.read(RAW_ONLINE_ORDER_ITEMS, {"business_date": day})
-        returns = warehouse.read(RAW_ONLINE_RETURNS, {"business_date": day})
-        order_ids = sorted(set(returns["order_id"].astype(int)))
-        return_items = warehouse.read(RAW_ONLINE_ORDER_ITEMS, {"order_id": order_ids}) if order_ids else items.iloc[:0]
-        return_orders = warehouse.read(RAW_ONLINE_ORDERS, {"order_id": order_ids}) if order_ids else orders.iloc[:0]
-        keys = online_dimension_keys(orders, items, return_items=return_items, return_orders=return_orders,
-                                     products=products)
-        online, rejected = online_fact_sales(orders, items, returns, return_items=return_items,
-                                             return_orders=return_orders, products=products,
+        orders, items, returns, earlier = read_online_day(warehouse, day)
+        keys = online_dimension_keys(orders, items, **earlier, products=products)
+        online, rejected = online_fact_sales(orders, items, returns, **earlier, products=products,
                                              timezone=settings.timezone, run_id=run_id, dim_store=dim_store,
                                              **online_dimensions(warehouse, keys))
         online, online_failures = validate_frame(FACT_SALES, online, day.isoformat())
