@@ -16,6 +16,7 @@ import pytest
 
 from retail_assets.resources import Warehouse
 from retail_assets.schemas.sources import POS_FILE_LEDGER
+from retail_assets_tests.automation.conftest import evaluate
 from retail_assets_tests.conftest import empty_sources
 
 DAY = "2025-03-03"
@@ -154,18 +155,22 @@ def test_an_error_check_stops_everything_downstream(drop: dict, monkeypatch: pyt
     assert "mart_daily_sales" not in materialized
 
 
+def _stores_fixed_tick(instance: dg.DagsterInstance, warehouse: Warehouse, cursor: str | None) -> dg.SensorResult:
+    from retail_assets.automation.sensors import pos_reload_after_stores_change
+
+    return evaluate(pos_reload_after_stores_change, instance, {"warehouse": warehouse}, cursor)
+
+
 def test_a_file_rejected_for_an_unknown_store_loads_once_stores_csv_has_it(drop: dict):
     """sales_X9 is rejected (X9 is not in stores.csv); after X9 is added and refresh_reference has run, the sensor
     asks for that day again, and that run loads the file. A refresh that changes nothing asks for nothing."""
-    from retail_assets.automation.sensors import pos_reload_after_stores_change
     from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
 
     instance = dg.DagsterInstance.get()
     warehouse = Warehouse(url=drop["env"]["RETAIL_WAREHOUSE_URL"])
 
     def tick(cursor: str | None = None) -> dg.SensorResult:
-        with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse}) as ctx:
-            return pos_reload_after_stores_change(ctx)
+        return _stores_fixed_tick(instance, warehouse, cursor)
 
     def ledger_status(path: str) -> str:
         ledger = warehouse.read(POS_FILE_LEDGER)
@@ -209,7 +214,6 @@ required: [receipt_id, line_no, sold_at, sku, quantity, unit_price, discount, pa
 def test_lines_rejected_for_an_unknown_store_load_once_stores_csv_has_it(drop: dict):
     """A file with a store column: its line for X8 is rejected (X8 is not in stores.csv) while S1's line loads.
     Once X8 is in stores.csv and refresh_reference has run, the sensor asks for the day again, which loads it."""
-    from retail_assets.automation.sensors import pos_reload_after_stores_change
     from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
 
     write(Path(drop["env"]["RETAIL_POS_LAYOUTS_DIR"]) / "multi_store.yaml", MULTI_STORE_LAYOUT)
@@ -220,8 +224,7 @@ def test_lines_rejected_for_an_unknown_store_load_once_stores_csv_has_it(drop: d
     warehouse = Warehouse(url=drop["env"]["RETAIL_WAREHOUSE_URL"])
 
     def tick(cursor: str | None = None) -> dg.SensorResult:
-        with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse}) as ctx:
-            return pos_reload_after_stores_change(ctx)
+        return _stores_fixed_tick(instance, warehouse, cursor)
 
     def x8_lines() -> int:
         return warehouse.scalar("SELECT COUNT(*) FROM raw_pos_sales WHERE store_code = 'X8'")
