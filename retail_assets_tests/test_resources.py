@@ -230,3 +230,44 @@ def test_slice_locks_meet_only_where_slices_can_meet():
     assert exclusive("rejections", {}) == table_shared, "a whole-table delete waits for every slice"
     many = {"business_date": [date(2025, 1, 1) + pd.Timedelta(days=i) for i in range(1_001)]}
     assert exclusive("rejections", many) == table_shared, "past 1,000 slices: the table"
+
+
+def test_a_day_is_found_by_an_index_on_postgresql_not_by_scanning_every_day(pg_database: str):
+    """Every table partitioned by day gets an index on its partition column on PostgreSQL, and the statements a
+    day's load runs use it once the table holds many days: the load of a day does not grow with the history."""
+    from datetime import date, timedelta
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from retail_assets.resources import Warehouse
+    from retail_assets.schemas import ALL_TABLES
+    from retail_assets.schemas.sources import RAW_POS_SALES
+    from retail_assets_tests.transforms import raw_pos_sales
+
+    partitioned = [spec for spec in ALL_TABLES.values() if spec.partition_column]
+    assert {"raw_pos_sales", "fact_sales", "rejections"} <= {spec.name for spec in partitioned}
+    warehouse = Warehouse(url=pg_database)
+    try:
+        warehouse.ensure(partitioned)
+        indexes = warehouse.query("SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+        for spec in partitioned:
+            defs = indexes.loc[indexes["tablename"] == spec.name, "indexdef"].tolist()
+            assert any(d.endswith(f"USING btree ({spec.partition_column})") for d in defs), (spec.name, defs)
+
+        first = date(2025, 1, 1)
+        lines = raw_pos_sales(*({"receipt_id": f"R{i}"} for i in range(200)))
+        with warehouse.transaction() as tx, tx.appender(RAW_POS_SALES) as append:
+            for n in range(60):  # 60 days of 200 lines
+                append(lines.assign(business_date=pd.Timestamp(first + timedelta(days=n))))
+        with warehouse.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE raw_pos_sales")
+            table = warehouse.table(RAW_POS_SALES, conn)
+            day = first + timedelta(days=30)
+            for statement in (sa.select(table).where(table.c.business_date == day),
+                              sa.delete(table).where(table.c.business_date == day)):
+                plan = "\n".join(conn.execute(sa.text("EXPLAIN " + str(statement.compile(
+                    conn, compile_kwargs={"literal_binds": True})))).scalars())
+                assert "raw_pos_sales_business_date_idx" in plan and "Seq Scan" not in plan, plan
+    finally:
+        warehouse.dispose()
