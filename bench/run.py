@@ -43,6 +43,7 @@ TYPED_COLUMNS = {
 }
 TIMEOUT_SECONDS = 1800  # a measurement running longer is stopped
 MEM_CAP_GB = 12  # a measurement resident above this is stopped
+HISTORY_DAYS = int(os.environ.get("RETAIL_BENCH_HISTORY_DAYS", "7"))  # earlier days for platform_day_history
 PLATFORM_TABLES = ("raw_stores", "raw_pos_sales", "rejections", "pos_file_ledger", "fact_sales")
 
 
@@ -70,6 +71,9 @@ MEASURES = [
             "postgres", "platform"),
     Measure("platform_day_empty", "platform: the same for a day with no POS file (the day's fixed cost: Dagster, "
             "the online day, reading the dimensions)", "postgres", "detail"),
+    Measure("platform_day_history", "platform: the day as `platform_day`, with earlier days already loaded (their "
+            "number is `history_days` in the note): a day's load must not grow with the history", "postgres",
+            "platform"),
     Measure("platform_e2e", "platform: the whole graph upstream of `fact_sales` in one run (the day and the "
             "reference refresh: stores, catalog, CRM, dimensions)", "postgres", "platform"),
     Measure("platform_e2e_empty", "platform: the same graph for a day with no POS file (fixed cost: Dagster, "
@@ -85,8 +89,8 @@ MEASURES = [
 ]
 BY_NAME = {m.name: m for m in MEASURES}
 SCALED = ["pg_copy_typed", "platform_raw", "platform_day", "platform_e2e", "duckdb_read_csv", "duckdb_platform_day"]
-QUICK = ["pg_copy_typed", "pandas_to_sql", "platform_raw", "platform_day", "platform_e2e", "duckdb_read_csv",
-         "duckdb_platform_raw"]
+QUICK = ["pg_copy_typed", "pandas_to_sql", "platform_raw", "platform_day", "platform_day_history", "platform_e2e",
+         "duckdb_read_csv", "duckdb_platform_raw"]
 
 
 # --- the measured work, one per child process ----------------------------------------------------------------------
@@ -224,9 +228,11 @@ def _day_selection():
 
 
 def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: date = DAY,
-                   reference_loaded: bool = False) -> dict:
+                   reference_loaded: bool = False, fresh: bool = True) -> dict:
+    """One materialisation, timed. ``fresh``: the platform's tables are dropped first and, with
+    ``reference_loaded``, the reference data loaded again; otherwise the warehouse is used as it is."""
     _platform_env(data, url, workdir)
-    if url.startswith("postgresql"):
+    if url.startswith("postgresql") and fresh:
         _pg_reset(url, list(PLATFORM_TABLES))
     import dagster as dg
 
@@ -243,7 +249,9 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: d
         everything, all_resources = list(definitions.defs.assets or []), {**definitions.resources, **resources}
         selection = dg.AssetSelection.assets("fact_sales").upstream()
         reference_seconds = None
-        if reference_loaded:
+        if reference_loaded and not fresh:
+            selection = dg.AssetSelection.assets(*_day_selection()[1])
+        elif reference_loaded:
             # The reference job's share, done first in a process of its own (as every Dagster run is: this one then
             # pays for its own lazy imports, like a run the sensor launches) and reported apart.
             report, _ = spawn("platform_reference", data, workdir, url, TIMEOUT_SECONDS, MEM_CAP_GB * 1024)
@@ -262,15 +270,66 @@ def child_platform(data: Path, url: str, workdir: Path, end_to_end: bool, day: d
         failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         return {"error": f"materialize failed at {', '.join(map(str, failed)) or '?'}"}
     wh = Warehouse(url=url)
-    rows = int(wh.scalar("SELECT count(*) FROM raw_pos_sales"))
-    rejected = int(wh.scalar("SELECT count(*) FROM rejections WHERE asset = 'raw_pos_sales'"))
+    rows = int(wh.scalar("SELECT count(*) FROM raw_pos_sales WHERE business_date = :day", day=day))
+    rejected = int(wh.scalar("SELECT count(*) FROM rejections WHERE asset = 'raw_pos_sales' AND business_date = :day",
+                             day=day))
     out = {"seconds": seconds, "rows": rows, "rejected": rejected}
     if end_to_end:
-        out["fact_rows"] = int(wh.scalar("SELECT count(*) FROM fact_sales"))
+        out["fact_rows"] = int(wh.scalar("SELECT count(*) FROM fact_sales WHERE business_date = :day", day=day))
         if reference_seconds is not None:
             out["reference_seconds"] = reference_seconds
     wh.dispose()
     return out
+
+
+def _history_sql(days: int) -> list[str]:
+    """PostgreSQL statements copying the day's raw lines and facts to each of the ``days`` days before it (dates,
+    times and line ids moved with them), then removing the day itself: the warehouse of a platform that has been
+    loading for ``days`` days, on the morning of the next."""
+    from retail_assets.schemas.sources import RAW_POS_SALES
+    from retail_assets.schemas.warehouse import FACT_SALES
+
+    stamp = DAY.strftime("%Y%m%d")
+    new_stamp = "':' || to_char(business_date - k, 'YYYYMMDD') || ':'"
+    moved = {"business_date": "business_date - k", "sold_at": "sold_at - k * interval '1 day'",
+             "sold_at_utc": "sold_at_utc - k * interval '1 day'",
+             "date_key": "CAST(to_char(business_date - k, 'YYYYMMDD') AS BIGINT)",
+             "sale_line_id": f"replace(sale_line_id, ':{stamp}:', {new_stamp})",
+             "receipt_ref": f"replace(receipt_ref, ':{stamp}:', {new_stamp})"}
+    out = []
+    for spec in (RAW_POS_SALES, FACT_SALES):
+        select = ", ".join(moved.get(c, c) for c in spec.columns)
+        out.append(f"INSERT INTO {spec.name} ({', '.join(spec.columns)}) SELECT {select} "
+                   f"FROM {spec.name}, generate_series(1, {int(days)}) AS k WHERE business_date = '{DAY}'")
+    return out
+
+
+def child_platform_history(data: Path, url: str, workdir: Path, days: int) -> dict:
+    """``platform_day`` on a warehouse that already holds ``days`` earlier days of the same size: what a day costs
+    once the platform has been in use for a while. The history is built by the first run (untimed: the reference
+    data, the day, copied to the days before it) and kept by the next; each run times the day's load after its
+    earlier load was removed and vacuumed away, as on a day loaded for the first time."""
+    with _pg_conn(url) as conn:
+        have = conn.execute("SELECT to_regclass('fact_sales') IS NOT NULL").fetchone()[0] and conn.execute(
+            "SELECT count(DISTINCT business_date) FROM fact_sales WHERE business_date < %s", (DAY,)).fetchone()[0]
+    if have != days:
+        first = child_platform(data, url, workdir, end_to_end=True, reference_loaded=True)
+        if "error" in first or "skipped" in first:
+            return first
+        with _pg_conn(url) as conn:
+            for statement in _history_sql(days):
+                conn.execute(statement)
+            conn.commit()
+    with _pg_conn(url) as conn:
+        for table in PLATFORM_TABLES[1:]:  # the day's lines, rejections, files and facts
+            conn.execute(f"DELETE FROM {table} WHERE business_date = %s", (DAY,))
+        conn.commit()
+        conn.autocommit = True
+        for table in PLATFORM_TABLES[1:]:
+            conn.execute(f"VACUUM ANALYZE {table}")
+        conn.execute("CHECKPOINT")
+    out = child_platform(data, url, workdir, end_to_end=True, reference_loaded=True, fresh=False)
+    return {**out, "history_days": days}
 
 
 def child_platform_reference(data: Path, url: str, workdir: Path) -> dict:
@@ -345,6 +404,7 @@ def run_child(args: argparse.Namespace) -> None:
         "platform_day": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, reference_loaded=True),
         "platform_day_empty": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, day=EMPTY_DAY,
                                                      reference_loaded=True),
+        "platform_day_history": lambda: child_platform_history(data, args.pg_url, workdir, args.history_days),
         "duckdb_read_csv": lambda: child_duckdb_read_csv(data, workdir),
         "duckdb_platform_raw": lambda: child_platform(data, duck_url, workdir, end_to_end=False),
         "duckdb_platform_e2e": lambda: child_platform(data, duck_url, workdir, end_to_end=True),
@@ -501,7 +561,7 @@ def main_table(outcomes: list[Outcome], limits: dict[str, float | None], runs: i
             continue
         ratio = f"{o.median / limit:.2f}x" if limit else "-"
         note = [f"{len(o.seconds)} run(s): " + ", ".join(f"{s:.2f}" for s in o.seconds)]
-        for key in ("rejected", "fact_rows", "parse_seconds", "validate_seconds", "reference_seconds"):
+        for key in ("rejected", "fact_rows", "parse_seconds", "validate_seconds", "reference_seconds", "history_days"):
             if key in o.extra:
                 value = o.extra[key]
                 note.append(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value:,}")
@@ -550,10 +610,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS,
                         help="seconds before a measurement is stopped")
     parser.add_argument("--mem-cap-gb", type=float, default=MEM_CAP_GB, help="resident memory before one is stopped")
+    parser.add_argument("--history-days", type=int, default=HISTORY_DAYS,
+                        help="earlier days already loaded for platform_day_history (default %(default)s)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    os.environ["RETAIL_BENCH_HISTORY_DAYS"] = str(args.history_days)  # the children's --history-days
     if args.child:
         run_child(args)
         return

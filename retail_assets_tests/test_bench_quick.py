@@ -25,7 +25,7 @@ def test_quick_benchmark_prints_its_table_and_ratio(tmp_path: Path, pg_database:
     rows = [line for line in lines if re.match(r"\| .+ \| (postgres|duckdb) \| \d+\.\d\d \| [\d,]+ \| [\d,]+ \|", line)]
     names = "\n".join(rows)
     for label in ("COPY", "to_sql", "raw_pos_sales", "fact_sales", "DuckDB `read_csv`", "**the day**",
-                  "reference_seconds"):
+                  "reference_seconds", "history_days 7"):
         assert label in names, f"no timed row for {label}:\n{done.stdout[-3000:]}"
     assert "- end_to_end_vs_copy: platform_day / pg_copy_typed" in lines
     assert out.read_text().strip().splitlines()[-1] == lines[-1]
