@@ -271,3 +271,35 @@ def test_a_day_is_found_by_an_index_on_postgresql_not_by_scanning_every_day(pg_d
                 assert "raw_pos_sales_business_date_idx" in plan and "Seq Scan" not in plan, plan
     finally:
         warehouse.dispose()
+
+
+def test_a_new_process_does_not_wait_for_another_days_load_to_find_its_table_ready(pg_database: str):
+    """A run's first use of raw_pos_sales must not queue behind another day's load that is still writing to it:
+    CREATE INDEX IF NOT EXISTS, and ALTER COLUMN ... DROP NOT NULL of a column an earlier version wrote, lock the
+    table before finding there is nothing to do, so the index and the column are looked up first."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from retail_assets.resources import Warehouse
+    from retail_assets.schemas.sources import RAW_POS_SALES
+    from retail_assets_tests.transforms import raw_pos_sales
+
+    loading, other_run = Warehouse(url=pg_database), Warehouse(url=pg_database)
+    done = threading.Event()
+    try:
+        old = RAW_POS_SALES.sql_table(sa.MetaData())
+        old.append_column(sa.Column("file_hash", sa.Text(), nullable=False))
+        with loading.engine.begin() as conn:
+            old.create(conn)
+        loading.ensure([RAW_POS_SALES])  # the index built, file_hash no longer required
+        with loading.transaction() as tx:
+            tx.append(RAW_POS_SALES, raw_pos_sales({"receipt_id": "A"}))  # a write lock, held until the block ends
+            thread = threading.Thread(target=lambda: (other_run.table(RAW_POS_SALES), done.set()), daemon=True)
+            thread.start()
+            found = done.wait(15)
+        thread.join(30)
+        assert found, "the other run's first use of the table waited for the load to commit"
+    finally:
+        loading.dispose()
+        other_run.dispose()

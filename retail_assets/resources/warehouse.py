@@ -66,8 +66,8 @@ def _arrow(spec: TableSpec, df: pd.DataFrame) -> pa.Table:
     return table.cast(pa.schema(fields), safe=False)
 
 
-def partition_index(spec: TableSpec, dialect: sa.Dialect) -> str | None:
-    """The ``CREATE INDEX`` a table partitioned by day needs on PostgreSQL, or None.
+def partition_index(spec: TableSpec, dialect: sa.Dialect) -> tuple[str, str] | None:
+    """(name, ``CREATE INDEX``) of the index a table partitioned by day needs on PostgreSQL, or None.
 
     Every load, check and mart of a day selects, deletes or reads its slice by the partition column; without an
     index each of those is a scan of the table's whole history, and a day's load grows with the days before it
@@ -78,8 +78,8 @@ def partition_index(spec: TableSpec, dialect: sa.Dialect) -> str | None:
     if dialect.name != "postgresql" or not spec.partition_column:
         return None
     quote = dialect.identifier_preparer.quote
-    name = f"{spec.name}_{spec.partition_column}_idx"
-    return f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(spec.name)} ({quote(spec.partition_column)})"
+    name = quote(f"{spec.name}_{spec.partition_column}_idx")
+    return name, f"CREATE INDEX IF NOT EXISTS {name} ON {quote(spec.name)} ({quote(spec.partition_column)})"
 
 
 def _lock_key(*parts: object) -> int:
@@ -291,13 +291,19 @@ class Warehouse(dg.ConfigurableResource):
                         )
                 # A column an earlier version wrote and this one does not (raw_pos_sales.file_hash): kept with its
                 # data, but no longer required, so that rows without it load (SQLite cannot alter a column).
-                if conn.dialect.name in ("postgresql", "duckdb"):
-                    for name in sorted(existing - set(table.columns.keys())):
+                # Only while it is still NOT NULL: the ALTER locks the table against readers and writers.
+                if conn.dialect.name in ("postgresql", "duckdb") and existing - set(table.columns.keys()):
+                    required = set(conn.execute(sa.text(
+                        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                        "AND table_name = :table AND is_nullable = 'NO'"), {"table": table.name}).scalars())
+                    for name in sorted((existing - set(table.columns.keys())) & required):
                         conn.exec_driver_sql(f"ALTER TABLE {preparer.quote(table.name)} "
                                              f"ALTER COLUMN {preparer.quote(name)} DROP NOT NULL")
                 index = partition_index(spec, conn.dialect)
-                if index:
-                    conn.exec_driver_sql(index)
+                # Looked up first: CREATE INDEX IF NOT EXISTS locks the table against writes before it finds the
+                # index, and would wait for every other run writing to the table (another day's load).
+                if index and conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": index[0]}).scalar() is None:
+                    conn.exec_driver_sql(index[1])
             self._ready.add(spec.name)
         return table
 
