@@ -50,7 +50,7 @@ from retail_assets.transforms.facts import (
     pos_fact_inventory,
     reporting_timezone,
 )
-from retail_assets.transforms.pos_sales_sql import PosDay, insert_pos_fact_sales
+from retail_assets.transforms.pos_sales_sql import PosDay, analyze_sample, insert_pos_fact_sales
 
 KEYS_CHECK = "keys_resolved"
 UNKNOWN_PRODUCT_CHECK = "unknown_product_rate"
@@ -72,10 +72,8 @@ class DayStats:
             # The day's rows were written by this transaction, after the last ANALYZE: the planner, which has
             # seen every other day but this one, takes the day for empty and hashes its million rows in memory
             # sized for one (thousands of batches spilled to disk: 6 s instead of 1 with ten days in the table).
-            # ANALYZE sees the transaction's own rows; a 3,000-row sample of the one column counts a day.
-            quote = tx.conn.dialect.identifier_preparer.quote
-            tx.conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
-            tx.conn.exec_driver_sql(f"ANALYZE {quote(FACT_SALES.name)} ({quote(FACT_SALES.partition_column)})")
+            # A sample of the one column counts a day.
+            analyze_sample(tx.conn, (FACT_SALES, (FACT_SALES.partition_column,)))
         pos = c.source_system == "pos"
         total = sa.func.count()
         # Dangling keys: a key that is neither -1 nor a row of its dimension (the dimensions' distinct keys, so
