@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -161,6 +162,18 @@ def _stores_fixed_tick(instance: dg.DagsterInstance, warehouse: Warehouse, curso
     return evaluate(pos_reload_after_stores_change, instance, {"warehouse": warehouse}, cursor)
 
 
+def _add_store_and_tick(drop: dict, store_row: str, tick: Callable[[str | None], dg.SensorResult],
+                        cursor: str | None) -> dg.SensorResult:
+    """``store_row`` added to stores.csv and refresh_reference run: the sensor's next tick asks for DAY again."""
+    from retail_assets.jobs import REFERENCE_JOB
+
+    write(drop["root"] / "stores.csv", STORES + store_row)
+    assert _run(REFERENCE_JOB).success
+    asked = tick(cursor)
+    assert [r.partition_key for r in asked.run_requests] == [DAY]
+    return asked
+
+
 def test_a_file_rejected_for_an_unknown_store_loads_once_stores_csv_has_it(drop: dict):
     """sales_X9 is rejected (X9 is not in stores.csv); after X9 is added and refresh_reference has run, the sensor
     asks for that day again, and that run loads the file. A refresh that changes nothing asks for nothing."""
@@ -182,10 +195,8 @@ def test_a_file_rejected_for_an_unknown_store_loads_once_stores_csv_has_it(drop:
         quiet = tick()
         assert not quiet.run_requests, "X9 is still unknown; the UTF-16 file of S2 is rejected for another reason"
 
-        write(drop["root"] / "stores.csv", STORES + "X9,Nine,Miami,south,US,America/New_York,standard,2020-01-01,\n")
-        assert _run(REFERENCE_JOB).success
-        asked = tick(quiet.cursor)
-        assert [r.partition_key for r in asked.run_requests] == [DAY]
+        asked = _add_store_and_tick(drop, "X9,Nine,Miami,south,US,America/New_York,standard,2020-01-01,\n", tick,
+                                    quiet.cursor)
         assert asked.run_requests[0].tags["retail/trigger"] == "stores_fixed"
 
         assert _run(DAILY_JOB, DAY).success
@@ -236,10 +247,8 @@ def test_lines_rejected_for_an_unknown_store_load_once_stores_csv_has_it(drop: d
         quiet = tick()
         assert not quiet.run_requests, "X8 is still unknown"
 
-        write(drop["root"] / "stores.csv", STORES + "X8,Eight,Tampa,south,US,America/New_York,standard,2020-01-01,\n")
-        assert _run(REFERENCE_JOB).success
-        asked = tick(quiet.cursor)
-        assert [r.partition_key for r in asked.run_requests] == [DAY]
+        asked = _add_store_and_tick(drop, "X8,Eight,Tampa,south,US,America/New_York,standard,2020-01-01,\n", tick,
+                                    quiet.cursor)
 
         assert _run(DAILY_JOB, DAY).success
         assert x8_lines() == 1
