@@ -61,19 +61,26 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 def _rejections(ctx: FileContext, line_numbers: list[int] | np.ndarray, codes: list[str] | pd.Series,
                 reasons: list[str] | pd.Series, records: list[str | None] | pd.Series) -> pd.DataFrame:
+    return _rejection_frame(ctx.business_date, [ctx] * len(line_numbers), line_numbers, codes, reasons, records)
+
+
+def _rejection_frame(day: date, ctxs: list[FileContext], line_numbers: list[int] | np.ndarray,
+                     codes: list[str] | pd.Series, reasons: list[str] | pd.Series,
+                     records: list[str | None] | pd.Series) -> pd.DataFrame:
+    """Rejected lines of ``day``, each of the file ``ctxs`` names at the same position."""
     n = len(line_numbers)
     if not n:
         return _no_rejections().copy()
-    return pd.DataFrame({  # lists, not scalars to broadcast: half the cost, and a day builds one per file
-        "business_date": np.full(n, np.datetime64(ctx.business_date, "us")),
-        "asset": [ctx.asset] * n,
+    return pd.DataFrame({  # lists, not scalars to broadcast: half the cost
+        "business_date": np.full(n, np.datetime64(day, "us")),
+        "asset": [ctx.asset for ctx in ctxs],
         "source_system": ["pos"] * n,
-        "source_ref": [ctx.path] * n,
+        "source_ref": [ctx.path for ctx in ctxs],
         "source_key": [f"line {int(i)}" for i in line_numbers],
         "reason_code": list(codes),
         "reason": list(reasons),
         "record": list(records),
-        "run_id": [ctx.run_id] * n,
+        "run_id": [ctx.run_id for ctx in ctxs],
     }, columns=REJECTION_COLUMNS)
 
 
@@ -423,8 +430,8 @@ def _alnum_upper_ascii(values: pa.Array) -> pa.Array:
                                             pa.py_buffer(_ASCII_UPPER[data[keep]]))
 
 
-def _read_arrow(text: str, layout: Layout) -> tuple[list[str], Callable[[list[str]], pa.Table]] | None:
-    """(header names, a reader of the named columns), or None when pandas might read the header differently."""
+def _header_names(text: str, layout: Layout) -> list[str] | None:
+    """The header's names, or None when pandas might read the header differently than Arrow."""
     if len(layout.delimiter) != 1 or layout.delimiter in '"\r\n':
         return None
     ends = [i for i in (text.find("\n"), text.find("\r")) if i >= 0]
@@ -434,19 +441,37 @@ def _read_arrow(text: str, layout: Layout) -> tuple[list[str], Callable[[list[st
     names = header.split(layout.delimiter)
     if "" in names or len(set(names)) != len(names):  # pandas renames these ("Unnamed: 3", "sku.1")
         return None
+    return names
 
-    def read(columns: list[str]) -> pa.Table:
-        return pacsv.read_csv(
-            pa.py_buffer(text.encode("utf-8")),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
-            parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, quote_char='"', double_quote=True,
-                                             escape_char=False, newlines_in_values=True, ignore_empty_lines=True),
-            convert_options=pacsv.ConvertOptions(column_types={c: _TEXT for c in columns}, include_columns=columns,
-                                                 null_values=[], strings_can_be_null=False,
-                                                 quoted_strings_can_be_null=False),
-        )
 
-    return names, read
+def _body(text: str) -> str:
+    """The text after the header line and its line break."""
+    ends = [i for i in (text.find("\n"), text.find("\r")) if i >= 0]
+    if not ends:
+        return ""
+    end = min(ends)
+    return text[end + (2 if text.startswith("\r\n", end) else 1):]
+
+
+def _physical_count(text: str) -> int:
+    """Physical lines, header included, as ``_physical_lines`` counts them (a last line without a break counts)."""
+    count = text.count("\n") + (not text.endswith(("\n", "\r")))
+    if "\r" in text:
+        count += text.count("\r") - text.count("\r\n")
+    return count
+
+
+def _read_arrow(data: bytes, names: list[str], layout: Layout, columns: list[str]) -> pa.Table:
+    """The named columns of the CSV ``data`` (header line included), every cell as text."""
+    return pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+        parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, quote_char='"', double_quote=True,
+                                         escape_char=False, newlines_in_values=True, ignore_empty_lines=True),
+        convert_options=pacsv.ConvertOptions(column_types={c: _TEXT for c in columns}, include_columns=columns,
+                                             null_values=[], strings_can_be_null=False,
+                                             quoted_strings_can_be_null=False),
+    )
 
 
 def _whole_numbers(raw: pa.Array, signed: bool, ascii_only: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -650,32 +675,80 @@ def _quoted(prefix: str, raw: pa.Array, suffix: str) -> Callable[[np.ndarray], l
 
 def _parse_sales_arrow(text: str, layout: Layout, ctx: FileContext) -> ParsedFile | None:
     """``parse_pos_file`` for a sales file, or None when the reference path must read it."""
-    found = _read_arrow(text, layout)
-    if found is None:
+    parsed = _parse_sales_batch([(text, ctx)], layout)
+    return None if parsed is None else parsed[0]
+
+
+def _parse_sales_batch(files: list[tuple[str, FileContext]], layout: Layout) -> list[ParsedFile] | None:
+    """``_parse_sales_arrow`` for several decoded files of one layout and business day whose headers are written
+    alike, read as one CSV and checked in one pass, or None when one of them must go through another path."""
+    names = _header_names(files[0][0], layout)
+    if names is None or any(_header_names(text, layout) != names for text, _ in files[1:]):
         return None
-    names, read = found
-    headers, extra, rejected = _check_headers(names, layout, ctx, text)
+    assert len({ctx.business_date for _, ctx in files}) == 1, "one business day a batch"
+    headers, extra, rejected = _check_headers(names, layout, files[0][1], files[0][0])
     if rejected is not None:
-        return rejected
-    physical = text.count("\n") + (not text.endswith(("\n", "\r")))
-    if "\r" in text:
-        physical += text.count("\r") - text.count("\r\n")
+        return [_check_headers(names, layout, ctx, text)[2] for text, ctx in files]  # type: ignore[misc]
+    counts = np.array([_physical_count(text) - 1 for text, _ in files], dtype=np.int64)
+    if (counts < 1).any():
+        return None
     assert layout.sold_at is not None
     wanted = {w.strip().lower() for w in (*layout.columns.values(), *layout.sold_at.columns, layout.sign.column or "",
                                           layout.store_value if layout.store_from == "column" else "") if w}
+    # The files' data lines one after the other, under the first file's header: every file ends its last line.
+    parts = [files[0][0], *(_body(text) for text, _ in files[1:])]
+    csv_text = "".join(part if part.endswith(("\n", "\r")) else part + "\n" for part in parts)
     try:
-        table = read([str(headers[k]) for k in headers if k in wanted])
-        if table.num_rows == 0 or physical != table.num_rows + 1:  # blank lines or line breaks inside cells
+        table = _read_arrow(csv_text.encode("utf-8"), names, layout, [str(headers[k]) for k in headers if k in wanted])
+        if table.num_rows != counts.sum():  # blank lines or line breaks inside cells
             return None
-        return _sales_arrow(text, table, layout, ctx, headers, extra)
+        return _sales_arrow([text for text, _ in files], [ctx for _, ctx in files], counts, table, layout, headers,
+                            extra)
     except (_NotSame, pa.ArrowException):
         return None
 
 
-def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, headers: dict,
-                 extra: list[str]) -> ParsedFile:
+def parse_sales_files(files: list[tuple[bytes, FileContext]], layout: Layout) -> list[ParsedFile]:
+    """``parse_pos_file`` of each of several sales files of ``layout`` for one business day, in order.
+
+    The files the Arrow path can read whose headers are written alike are read as one CSV and checked in one pass:
+    a day of a few hundred small files spends a third of its parse on each file's fixed cost otherwise. Each file
+    gets its own rows, rejections, line numbers and file-level verdict (too many bad lines rejects that file
+    alone), the same as file by file, but for one thing: an amount column is typed Float64 for every file of the
+    batch once one of them has a fraction (alone, a file of whole prices is typed Int64); the raw schema makes both
+    floats. Anything one file has that the batch cannot be sure of sends every file of it through
+    ``parse_pos_file`` alone."""
+    if len(files) < 2 or layout.kind != "sales":
+        return [parse_pos_file(data, layout, ctx) for data, ctx in files]
+    texts = [decode(data, layout)[0] for data, _ in files]
+    batch = [(text.removeprefix("\ufeff"), ctx) for text, (_, ctx) in zip(texts, files, strict=True)
+             if text is not None]
+    parsed = _parse_sales_batch(batch, layout) if len(batch) == len(files) else None
+    return parsed if parsed is not None else [parse_pos_file(data, layout, ctx) for data, ctx in files]
+
+
+def _per_file(values: list[str | None], file_of: np.ndarray) -> pa.Array:
+    """A text column holding each row's file's value (``file_of`` non-decreasing: the files one after the other)."""
+    if len(set(values)) == 1:
+        return _constant(values[0], len(file_of))
+    if None in values:
+        return pc.take(pa.array(values, _TEXT), pa.array(file_of))
+    encoded = [str(v).encode("utf-8") for v in values]
+    rows = np.bincount(file_of, minlength=len(values)).tolist()
+    ends = np.cumsum(np.repeat(np.array([len(e) for e in encoded], dtype=np.int64), rows))
+    return pa.LargeStringArray.from_buffers(len(file_of), pa.py_buffer(np.concatenate([[0], ends])),
+                                            pa.py_buffer(b"".join(e * k for e, k in zip(encoded, rows, strict=True))))
+
+
+def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, table: pa.Table, layout: Layout,
+                 headers: dict, extra: list[str]) -> list[ParsedFile]:
+    """The rules over the lines of one or more files (``counts`` lines each, in ``table`` one after the other)."""
     n = table.num_rows
-    ascii_only = text.isascii()
+    files = len(ctxs)
+    file_of = np.repeat(np.arange(files), counts)
+    starts = np.cumsum(counts) - counts
+    day = ctxs[0].business_date
+    ascii_only = all(text.isascii() for text in texts)
 
     def raw_column(header: str) -> pa.Array:
         return pc.utf8_trim_whitespace(table.column(str(headers[header.strip().lower()])).combine_chunks())
@@ -699,7 +772,7 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
                   _quoted("line_no '", line_raw, "' is not a whole number >= 1"))
         line_key = np.where(line_ok, line_no + 1, 0)  # unreadable numbers are one key, as for duplicated()
     else:  # the layout has no line numbers: number the lines of each receipt in file order
-        line_no = _cumcount(_codes(receipt)) + 1
+        line_no = _cumcount(_codes(receipt) * files + file_of) + 1
         line_key = line_no
 
     qty_raw = col("quantity")
@@ -726,9 +799,9 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
     stamps = sold_at.to_numpy() if isinstance(sold_at, pd.Series) else sold_at
     rules.add(np.isnat(stamps), "sold_at_invalid",
               _quoted("sale time '", stamp_raw, f"' does not match the format {layout.sold_at.format}"))
-    on_day = stamps.astype("datetime64[D]") == np.datetime64(ctx.business_date, "D")
+    on_day = stamps.astype("datetime64[D]") == np.datetime64(day, "D")
     rules.add(~on_day, "sold_at_invalid",
-              _quoted("sale time '", stamp_raw, f"' is not on the file's business day {ctx.business_date}"))
+              _quoted("sale time '", stamp_raw, f"' is not on the file's business day {day}"))
 
     if layout.sign.column:
         kind = pc.utf8_upper(raw_column(layout.sign.column))
@@ -745,13 +818,13 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
         rules.add(~_np(pc.is_in(payment, value_set=pa.array(PAYMENT_METHODS, _TEXT))), "payment_method_invalid",
                   _quoted("payment_method '", payment, f"' is not one of {', '.join(PAYMENT_METHODS)}"))
 
-    store = _constant(ctx.store_code, n)
-    keys = [_codes(receipt), line_key]
+    store = _per_file([ctx.store_code for ctx in ctxs], file_of)
+    keys = [file_of, _codes(receipt), line_key]
     if layout.store_from == "column":
         assert layout.store_value is not None
         store = raw_column(layout.store_value)
         rules.add(_np(pc.equal(store, "")), "missing_value", "the store column is empty")
-        keys.insert(0, _codes(store))
+        keys.insert(1, _codes(store))
     rules.add(_seen_before(keys), "duplicate_line", lambda rows: [
         f"receipt {r} line {line} appears more than once in the file; the first occurrence was kept"
         for r, line in zip(receipt.take(pa.array(rows)).to_pylist(), line_no[rows].tolist(), strict=True)])
@@ -763,24 +836,33 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
     rules.add(_np(pc.is_null(sku_norm)), "missing_value", "sku has no letters or digits")
 
     good = rules.free
-    bad_rows = np.flatnonzero(~good)
-    if len(bad_rows) / n > ctx.max_rejected_rate:
-        sample = pd.Series(rules.code[bad_rows], dtype="string").value_counts().head(3).to_dict()
-        return reject_whole_file(
-            ctx, text, "too_many_bad_lines",
-            f"file {ctx.path}: {len(bad_rows)} of {n} lines break the rules of layout {layout.name} "
+    verdicts: list[ParsedFile | None] = [None] * files
+    bad_in_file = np.bincount(file_of[~good], minlength=files)
+    for f in np.flatnonzero(bad_in_file / counts > np.array([ctx.max_rejected_rate for ctx in ctxs])):
+        ctx, lines = ctxs[f], int(counts[f])
+        codes = rules.code[starts[f]: starts[f] + lines][~good[starts[f]: starts[f] + lines]]
+        sample = pd.Series(codes, dtype="string").value_counts().head(3).to_dict()
+        verdicts[f] = reject_whole_file(
+            ctx, texts[f], "too_many_bad_lines",
+            f"file {ctx.path}: {bad_in_file[f]} of {lines} lines break the rules of layout {layout.name} "
             f"(over the {ctx.max_rejected_rate:.0%} limit; most common: {sample}); is the store on the right layout?")
+    if files == 1 and verdicts[0] is not None:
+        return [verdicts[0]]
+    whole = np.array([v is not None for v in verdicts])[file_of]  # rows of files rejected as a whole
+    bad_rows = np.flatnonzero(~good & ~whole)
+    good = good & ~whole
 
-    line_numbers = np.arange(2, n + 2, dtype=np.int64)
-    if len(bad_rows):
-        rejections = _rejections(ctx, line_numbers[bad_rows], rules.code[bad_rows].tolist(),
-                                 rules.reason[bad_rows].tolist(), _records(text.encode("utf-8"), bad_rows))
-    else:
-        rejections = _no_rejections().copy()
+    line_numbers = np.arange(n, dtype=np.int64) - starts[file_of] + 2
+    bad_files = file_of[bad_rows]
+    records: list[str] = []
+    for f in np.unique(bad_files):
+        records += _records(texts[f].encode("utf-8"), bad_rows[bad_files == f] - starts[f])
+    rejections = _rejection_frame(
+        day, [ctxs[f] for f in bad_files.tolist()], line_numbers[bad_rows], rules.code[bad_rows].tolist(),
+        rules.reason[bad_rows].tolist(), records)
 
-    keep = pa.array(good) if len(bad_rows) else None
-    kept_n = n - len(bad_rows)
-
+    keep = pa.array(good) if not good.all() else None
+    kept_n = int(good.sum())
     def text_column(values: pa.Array) -> pd.arrays.ArrowStringArray:
         return _strings(values if keep is None else pc.filter(values, keep))
 
@@ -798,7 +880,7 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
     # Columns as arrays, not Series: a frame of Series aligns their indexes, about half of this step's cost for a
     # file of a few thousand lines (and a day has hundreds of files).
     rows = pd.DataFrame({
-        "business_date": pd.Timestamp(ctx.business_date),
+        "business_date": pd.Timestamp(day),
         "store_code": text_column(store),
         "receipt_id": text_column(receipt),
         "line_no": line_no[good],
@@ -813,8 +895,23 @@ def _sales_arrow(text: str, table: pa.Table, layout: Layout, ctx: FileContext, h
         "loyalty_card": loyalty_cards(),
         "payment_method": text_column(payment),
         "layout": _strings(_constant(layout.name, kept_n), _STR),
-        "source_file": _strings(_constant(ctx.path, kept_n), _STR),
+        "source_file": _strings(_per_file([ctx.path for ctx in ctxs], file_of[good]), _STR),
         "source_line": line_numbers[good],
-        "run_id": _strings(_constant(ctx.run_id, kept_n), _STR),
+        "run_id": _strings(_per_file([ctx.run_id for ctx in ctxs], file_of[good]), _STR),
     }, copy=False)
-    return ParsedFile(rows=rows, rejections=rejections, lines=n, extra_columns=extra)
+    if files == 1:
+        return [ParsedFile(rows=rows, rejections=rejections, lines=n, extra_columns=extra)]
+    row_ends = np.cumsum(np.bincount(file_of[good], minlength=files))
+    rejection_ends = np.searchsorted(bad_files, np.arange(files), side="right")
+    out = []
+    for f, verdict in enumerate(verdicts):
+        if verdict is not None:
+            out.append(verdict)
+            continue
+        rows_from = row_ends[f - 1] if f else 0
+        rejections_from = rejection_ends[f - 1] if f else 0
+        file_rejections = (rejections.iloc[rejections_from: rejection_ends[f]].reset_index(drop=True)
+                           if rejection_ends[f] > rejections_from else _no_rejections().copy())
+        out.append(ParsedFile(rows=rows.iloc[rows_from: row_ends[f]].reset_index(drop=True),
+                              rejections=file_rejections, lines=int(counts[f]), extra_columns=extra))
+    return out

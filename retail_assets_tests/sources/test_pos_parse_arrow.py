@@ -157,3 +157,91 @@ def test_uci_lines(monkeypatch: pytest.MonkeyPatch):
                                      monkeypatch=monkeypatch)
         assert took
         assert_same(fast, reference)
+
+
+# --- Several files at once (parse_sales_files, what a day's load uses) -------------------------------------------
+
+def file_ctx(store: str, rate: float = 0.5, layout: str = "standard") -> FileContext:
+    return FileContext(f"sales/sales_{store}_20250303.csv", date(2025, 3, 3), store, "run-1", "raw_pos_sales", rate)
+
+
+def batched(files: list[tuple[bytes, FileContext]], layout: str, monkeypatch: pytest.MonkeyPatch
+            ) -> tuple[list[ParsedFile], bool]:
+    """(parse_sales_files' results, whether they came from one batch); every file's result is compared with
+    parse_pos_file of that file alone."""
+    took = []
+    original = pos_parse._parse_sales_batch
+
+    def spy(items, lay):
+        out = original(items, lay)
+        if len(items) > 1:
+            took.append(out is not None)
+        return out
+
+    monkeypatch.setattr(pos_parse, "_parse_sales_batch", spy)
+    results = pos_parse.parse_sales_files(files, LAYOUTS[layout])
+    monkeypatch.setattr(pos_parse, "_parse_sales_batch", original)
+    assert len(results) == len(files)
+    for result, (data, context) in zip(results, files, strict=True):
+        alone = parse_pos_file(data, LAYOUTS[layout], context)
+        # Alone, a file of whole prices types them Int64; in a batch with fractions they are Float64 (same values).
+        for parsed in (result, alone):
+            for column in ("unit_price", "discount"):
+                if column in parsed.rows:
+                    parsed.rows[column] = parsed.rows[column].astype("Float64")
+        assert_same(result, alone)
+    return results, bool(took and all(took))
+
+
+def test_a_batch_gives_every_file_its_own_rows_rejections_and_verdict(monkeypatch: pytest.MonkeyPatch):
+    bad = "R2,1,2025-03-03T10:00:00,T1,C1,HB-1,x,x,x,,x"
+    files = [
+        (standard(GOOD, *ODD_LINES), file_ctx("S001", rate=0.9)),  # dirt of every kind, non-ASCII cells
+        (standard(GOOD, GOOD.replace("R1", "R2"), end="\r\n", bom=True), file_ctx("S002")),  # R1 line 1 again
+        (standard(GOOD, GOOD.replace("HB-1", "HB-9")).rstrip(b"\n"), file_ctx("S003")),  # no final break; a dup
+        (standard(GOOD, bad, bad.replace("R2", "R3")), file_ctx("S004")),  # too many bad lines: this file only
+        (standard(*[GOOD.replace("R1", f"R{i}").replace("12.50", str(i)) for i in range(1, 4)]), file_ctx("S005")),
+        (standard(GOOD, bad, end="\r"), file_ctx("S006")),
+    ]
+    results, took = batched(files, "standard", monkeypatch)
+    assert took
+    assert [r.file_error_code for r in results] == [None, None, None, "too_many_bad_lines", None, None]
+    assert [len(r.rows) for r in results] == [len(results[0].rows), 2, 1, 0, 3, 1]
+    assert results[2].rejections["reason_code"].tolist() == ["duplicate_line"]
+    assert set(results[0].rejections["source_ref"]) == {"sales/sales_S001_20250303.csv"}
+    assert results[5].rejections["source_key"].tolist() == ["line 3"]
+
+
+def test_a_batch_of_plain_ascii_files(monkeypatch: pytest.MonkeyPatch):
+    lines = [GOOD.replace("R1", f"R{i}").replace("HB-1", f" hb-{i} ") for i in range(1, 40)]
+    files = [(standard(*lines[:k], "R1,1,2025-03-03T10:00:00,T1,C1,HB-1,0,1.00,0,,cash", *lines[k:]),
+              file_ctx(f"S{k:03d}")) for k in range(1, 6)]
+    results, took = batched(files, "standard", monkeypatch)
+    assert took
+    assert all(r.rejections["reason_code"].tolist() == ["quantity_invalid"] for r in results)
+    assert [r.rejections["source_key"].tolist() for r in results] == [[f"line {k + 2}"] for k in range(1, 6)]
+
+
+def test_a_batch_of_real_lines_numbers_each_files_receipts_on_their_own(monkeypatch: pytest.MonkeyPatch):
+    """A UCI day cut into three files of the layout without line numbers: a receipt cut in two is numbered from
+    1 again in the second file, as it is when the files are read one by one."""
+    path = sorted((Path(__file__).parent.parent / "fixtures" / "uci" / "pos_drop" / "uk").glob("*.csv.gz"))[0]
+    store, day = LAYOUTS["uci_online_retail"].match(path.name)
+    header, *lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines(keepends=True)
+    third = len(lines) // 3
+    parts = [lines[:third], lines[third: 2 * third], lines[2 * third:]]
+    files = [((header + "".join(part)).encode("utf-8"), FileContext(f"{path.name}.{i}", day, store, "r",
+                                                                    "raw_pos_sales"))
+             for i, part in enumerate(parts)]
+    results, took = batched(files, "uci_online_retail", monkeypatch)
+    assert took
+    assert sum(len(r.rows) + len(r.rejections) for r in results) == len(lines)
+    assert all((r.rows["line_no"] >= 1).all() for r in results)
+
+
+def test_a_file_the_batch_cannot_read_sends_every_file_alone(monkeypatch: pytest.MonkeyPatch):
+    files = [(standard(GOOD), file_ctx("S001")), (standard(GOOD, GOOD.replace("R1", "R2") + ",extra"),
+                                                  file_ctx("S002")), (b"\xff\xfe", file_ctx("S003"))]
+    results, took = batched(files, "standard", monkeypatch)
+    assert not took
+    assert results[2].file_error_code == "decode_error"

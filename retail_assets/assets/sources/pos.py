@@ -27,7 +27,14 @@ from retail_assets.resources.pos_drop import DropFile, file_hash
 from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_POS_INVENTORY, RAW_POS_SALES, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
-from retail_assets.transforms.pos_parse import FileContext, ParsedFile, lossy_text, parse_pos_file, reject_whole_file
+from retail_assets.transforms.pos_parse import (
+    FileContext,
+    ParsedFile,
+    lossy_text,
+    parse_pos_file,
+    parse_sales_files,
+    reject_whole_file,
+)
 
 STORES_REQUIRED = ["store_code", "store_name", "city", "region", "country", "timezone", "pos_layout", "opened_on",
                    "closed_on"]
@@ -129,48 +136,81 @@ def choose_files(files: list[DropFile], hashes: dict[str, str]) -> dict[str, tup
     return out
 
 
+BATCH_BYTES = 8 * 1024 * 1024  # sales files parsed together (see parse_sales_files): ~100,000 lines
+
+
 def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame, run_id: str, asset: str,
              max_rejected_rate: float) -> Iterator[tuple[ParsedFile | None, dict[str, object]]]:
     """(what became of the file, its ledger row) for every file of ``kind`` for business date ``day``.
 
-    One file's bytes and frames are alive at a time: the hashes are taken first (which file wins depends on all
-    of them), then each file is read again and parsed, so a day of ten million lines fits in bounded memory.
+    A few MB of files are alive at a time: the hashes are taken first (which file wins depends on all of them),
+    then the files are read again and parsed, consecutive sales files of one layout together up to
+    ``BATCH_BYTES``, so a day of ten million lines fits in bounded memory.
     """
     layouts = pos_drop.layouts()
     files = [f for f in pos_drop.scan(layouts) if f.kind == kind and f.business_date == day]
     hashes = {f.path: file_hash(pos_drop.read_bytes(f.path)) for f in files}
     decisions = choose_files(files, hashes)
     store_layout = dict(zip(stores["store_code"], stores["pos_layout"], strict=True))
-    for f in files:
+
+    def entry(f: DropFile, parsed: ParsedFile | None, data: bytes) -> tuple[ParsedFile | None, dict[str, object]]:
         status, reason = decisions[f.path]
+        if parsed is not None and parsed.file_error:
+            status, reason = "rejected", parsed.file_error
+        elif parsed is not None and parsed.extra_columns:
+            reason = f"schema drift: extra column(s) {', '.join(parsed.extra_columns)} ignored"
+        return parsed, {"path": f.path, "content_hash": hashes[f.path], "size": f.size, "mtime": f.mtime,
+                        "kind": kind, "store_code": f.store_code, "business_date": pd.Timestamp(day),
+                        "layout": f.layout, "status": status, "reason": reason,
+                        "lines": parsed.lines if parsed else _count_lines(data),
+                        "rows_loaded": len(parsed.rows) if parsed else 0, "run_id": run_id}
+
+    batch: list[tuple[DropFile, bytes, FileContext]] = []
+
+    def parse_batch() -> Iterator[tuple[ParsedFile | None, dict[str, object]]]:
+        if batch:
+            layout = layouts[batch[0][0].layout]
+            parsed = parse_sales_files([(data, ctx) for _, data, ctx in batch], layout)
+            yield from (entry(f, p, data) for (f, data, _), p in zip(batch, parsed, strict=True))
+            batch.clear()
+
+    for f in files:
         layout = layouts[f.layout]
         ctx = FileContext(f.path, day, f.store_code, run_id, asset, max_rejected_rate)
         data = pos_drop.read_bytes(f.path)
-        parsed: ParsedFile | None = None
-        if status == "loaded":
-            if layout.store_from != "column" and f.store_code not in store_layout:
-                parsed = _reject(data, layout, ctx, "unknown_store",
-                                 f"file {f.path} is for store {f.store_code}, which is not in stores.csv; add the "
-                                 "store to stores.csv (the date reloads after the next refresh_reference run) or "
-                                 "fix the file name")
-            elif kind == "sales" and layout.store_from == "filename" and store_layout[f.store_code] != layout.name:
-                parsed = _reject(data, layout, ctx, "layout_mismatch",
-                                 f"file {f.path} is named like layout {layout.name} but stores.csv puts store "
-                                 f"{f.store_code} on layout {store_layout[f.store_code]}; fix one of them (a "
-                                 "fixed stores.csv reloads the date after the next refresh_reference run)")
-            else:
-                parsed = parse_pos_file(data, layout, ctx)
-                if layout.store_from == "column" and len(parsed.rows):
-                    parsed = _drop_unknown_row_stores(parsed, set(store_layout), ctx)
-            if parsed.file_error:
-                status, reason = "rejected", parsed.file_error
-            elif parsed.extra_columns:
-                reason = f"schema drift: extra column(s) {', '.join(parsed.extra_columns)} ignored"
-        yield parsed, {"path": f.path, "content_hash": hashes[f.path], "size": f.size, "mtime": f.mtime,
-                       "kind": kind, "store_code": f.store_code, "business_date": pd.Timestamp(day),
-                       "layout": f.layout, "status": status, "reason": reason,
-                       "lines": parsed.lines if parsed else _count_lines(data),
-                       "rows_loaded": len(parsed.rows) if parsed else 0, "run_id": run_id}
+        if decisions[f.path][0] != "loaded":
+            yield from parse_batch()
+            yield entry(f, None, data)
+            continue
+        parsed = _refuse(f, layout, ctx, data, kind, store_layout)
+        if parsed is None and kind == "sales" and layout.store_from != "column":
+            if batch and (batch[0][0].layout != f.layout or sum(len(b[1]) for b in batch) + len(data) > BATCH_BYTES):
+                yield from parse_batch()
+            batch.append((f, data, ctx))
+            continue
+        yield from parse_batch()
+        if parsed is None:
+            parsed = parse_pos_file(data, layout, ctx)
+            if layout.store_from == "column" and len(parsed.rows):
+                parsed = _drop_unknown_row_stores(parsed, set(store_layout), ctx)
+        yield entry(f, parsed, data)
+    yield from parse_batch()
+
+
+def _refuse(f: DropFile, layout: Layout, ctx: FileContext, data: bytes, kind: str, store_layout: dict[str, str]
+            ) -> ParsedFile | None:
+    """The whole file rejected before reading it: a store stores.csv does not have, or on another layout."""
+    if layout.store_from != "column" and f.store_code not in store_layout:
+        return _reject(data, layout, ctx, "unknown_store",
+                       f"file {f.path} is for store {f.store_code}, which is not in stores.csv; add the "
+                       "store to stores.csv (the date reloads after the next refresh_reference run) or "
+                       "fix the file name")
+    if kind == "sales" and layout.store_from == "filename" and store_layout[f.store_code] != layout.name:
+        return _reject(data, layout, ctx, "layout_mismatch",
+                       f"file {f.path} is named like layout {layout.name} but stores.csv puts store "
+                       f"{f.store_code} on layout {store_layout[f.store_code]}; fix one of them (a "
+                       "fixed stores.csv reloads the date after the next refresh_reference run)")
+    return None
 
 
 def load_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame, run_id: str, asset: str,
