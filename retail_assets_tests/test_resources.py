@@ -50,9 +50,9 @@ def test_a_source_error_never_shows_the_password():
 
 
 def test_the_appender_loads_every_frame_or_nothing(warehouse_url: str):
-    """Frames sent through one appender all land (DuckDB stores each on a worker thread while the next is made,
-    PostgreSQL streams them through one COPY); a frame the database refuses fails the block and the transaction,
-    and the rows sent before it are gone too."""
+    """Frames sent through one appender all land (a worker thread stores each while the next is made: DuckDB
+    inserts it, PostgreSQL writes it as CSV into one COPY); a frame the database refuses fails the block and the
+    transaction, and the rows sent before it are gone too."""
     import pandas as pd
 
     from retail_assets.resources import Warehouse

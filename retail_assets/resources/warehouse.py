@@ -152,10 +152,11 @@ class WarehouseTx:
         in memory at a time. The database stores one frame while the caller prepares the next: on PostgreSQL one
         ``COPY`` stays open across the frames, on DuckDB each frame is inserted by a background thread (DuckDB lets
         go of the GIL while it works). The connection can run nothing else until the block ends, so delete first
-        and use one appender at a time."""
+        and use one appender at a time. Either way a background thread turns the frame into what the database
+        reads (Arrow; CSV for ``COPY``) while the caller prepares the next one."""
         table = self._wh.table(spec, self.conn)
         if self.conn.dialect.name == "postgresql":
-            with self._copy(spec, table) as send:
+            with self._copy(spec, table) as copy, _one_behind(copy) as send:
                 yield send
         elif self.conn.dialect.name == "duckdb":
             with _one_behind(lambda df: self._insert_duckdb(spec, table, df)) as send:
