@@ -6,10 +6,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pandera.pandas as pa
 import pytest
+from pandera.typing import Series
 
 import retail_assets.resources.urls as urls
 from retail_assets.resources import SqlSource
+from retail_assets.schemas.base import DATE, MONEY
+
+
+class _Typed(pa.DataFrameModel):
+    """A column of every SQL type the table specs make (see test_binary_copy_stores_exactly_what_csv_copy_stores)."""
+
+    id: Series[int]
+    amount: Series[float] = pa.Field(nullable=True, metadata=MONEY)
+    ratio: Series[float] = pa.Field(nullable=True)
+    label: Series[str] = pa.Field(nullable=True)
+    flag: Series[bool] = pa.Field(nullable=True)
+    at: Series[pd.Timestamp] = pa.Field(nullable=True)
+    day: Series[pd.Timestamp] = pa.Field(nullable=True, metadata=DATE)
+    big: Series[int]
 
 
 def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
@@ -303,3 +320,75 @@ def test_a_new_process_does_not_wait_for_another_days_load_to_find_its_table_rea
     finally:
         loading.dispose()
         other_run.dispose()
+
+
+def test_binary_copy_stores_exactly_what_csv_copy_stores(pg_database: str, monkeypatch: pytest.MonkeyPatch):
+    """PostgreSQL appends go through COPY in binary format when every column maps to Arrow: the rows stored are the
+    ones COPY in CSV (the server's own conversions) stores, for every SQL type the specs use: every cent from
+    -1,000.00 to 1,000.00 and the largest NUMERIC(14,2), doubles that print long, text with quotes, commas, line
+    breaks and non-ASCII characters, "" apart from NULL, microseconds, dates, booleans, bigint extremes."""
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    import pandas as pd
+
+    import retail_assets.resources.warehouse as wh
+    from retail_assets.resources import Warehouse
+    from retail_assets.schemas.base import TableSpec
+
+    n = 200_001
+    cents = [(i - 100_000) / 100 for i in range(n)]
+    texts = ["", None, 'say "hi", then\nleave', "café ☕ 𝄞", "a,b", "\\N", "tab\there"]
+    frame = pd.DataFrame({
+        "id": range(n),
+        "amount": cents[:-1] + [999_999_999_999.99],
+        "ratio": [0.1 + 0.2, 1 / 3, None, 1e-300, -2.5e300] * (n // 5) + [0.0],
+        "label": [texts[i % len(texts)] for i in range(n)],
+        "flag": [[True, False, None][i % 3] for i in range(n)],
+        "at": [datetime(2025, 3, 3, 10, 0, 0, i % 1_000_000) if i % 11 else None for i in range(n)],
+        "day": [pd.Timestamp(date(2025, 3, 1 + i % 28)) if i % 13 else pd.NaT for i in range(n)],
+        "big": [(-1) ** i * (2 ** 63 - 1 - i) for i in range(n)],
+    })
+    binary, csv = TableSpec("typed_binary", _Typed, "test"), TableSpec("typed_csv", _Typed, "test")
+    warehouse = Warehouse(url=pg_database)
+    try:
+        with warehouse.transaction() as tx:
+            assert warehouse.copy_schema(binary, tx.conn) is None  # no table yet: nothing to map
+        warehouse._copy_schemas.clear()
+        warehouse.ensure([binary, csv])
+        with warehouse.transaction() as tx:
+            assert warehouse.copy_schema(binary, tx.conn) is not None
+            tx.append(binary, frame)
+        monkeypatch.setattr(Warehouse, "copy_schema", lambda self, spec, conn: None)
+        with warehouse.transaction() as tx:
+            tx.append(csv, frame)
+        monkeypatch.undo()
+        with warehouse.engine.connect() as conn:
+            differ = conn.exec_driver_sql("SELECT count(*) FROM ((SELECT * FROM typed_binary EXCEPT ALL SELECT * "
+                                          "FROM typed_csv) UNION ALL (SELECT * FROM typed_csv EXCEPT ALL SELECT * "
+                                          "FROM typed_binary)) d").scalar()
+            assert differ == 0
+            assert conn.exec_driver_sql("SELECT count(*), sum(amount) FROM typed_binary").one() == (
+                n, Decimal("999999998999.99"))  # the cents from -1,000.00 to 999.99 sum to -1,000.00, + the largest
+            assert conn.exec_driver_sql(
+                "SELECT amount::text FROM typed_binary WHERE id IN (0, 100001, 200000) ORDER BY id").scalars().all() \
+                == ["-1000.00", "0.01", "999999999999.99"]
+            assert conn.exec_driver_sql("SELECT count(*) FROM typed_binary WHERE label = ''").scalar() > 0
+            assert conn.exec_driver_sql("SELECT count(*) FROM typed_binary WHERE label IS NULL").scalar() > 0
+
+        # A money amount that does not fit NUMERIC(14,2) fails the load, which leaves nothing behind.
+        with pytest.raises(Exception, match="(?i)overflow"), warehouse.transaction() as tx:
+            tx.append(binary, frame.head(3).assign(amount=[1.0, 2.0, 1e13]))
+        assert warehouse.scalar("SELECT count(*) FROM typed_binary") == n
+
+        # A column of a type the map does not know: COPY in CSV, which the server converts itself.
+        with warehouse.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE typed_csv ALTER COLUMN ratio TYPE numeric")
+        warehouse.dispose()
+        with warehouse.transaction() as tx:
+            assert warehouse.copy_schema(csv, tx.conn) is None
+            tx.append(csv, frame.head(5))
+        assert warehouse.scalar("SELECT count(*) FROM typed_csv") == n + 5
+        assert wh.binary_copy_schema(["x"], {"x": "numeric(14,2)"}) == wh.pa.schema([("x", wh.pa.decimal128(14, 2))])
+    finally:
+        warehouse.dispose()
