@@ -180,7 +180,7 @@ class WarehouseTx:
         ``COPY`` stays open across the frames, on DuckDB each frame is inserted by a background thread (DuckDB lets
         go of the GIL while it works). The connection can run nothing else until the block ends, so delete first
         and use one appender at a time. Either way a background thread turns the frame into what the database
-        reads (Arrow; CSV for ``COPY``) while the caller prepares the next one."""
+        reads (Arrow; PostgreSQL's binary format or CSV for ``COPY``) while the caller prepares the next one."""
         table = self._wh.table(spec, self.conn)
         if self.conn.dialect.name == "postgresql":
             with self._copy(spec, table) as copy, _one_behind(copy) as send:
@@ -225,10 +225,10 @@ class WarehouseTx:
             else:
                 options = pacsv.WriteOptions(include_header=False, quoting_style="needed")  # "" stays apart from NULL
 
-                def encode(batch: pa.RecordBatch) -> bytes:
+                def encode(batch: pa.RecordBatch) -> memoryview:
                     buf = io.BytesIO()
                     pacsv.write_csv(batch, buf, options)
-                    return buf.getvalue()
+                    return buf.getbuffer()
 
             def send(df: pd.DataFrame) -> int:
                 if df.empty:
