@@ -245,3 +245,39 @@ def test_a_file_the_batch_cannot_read_sends_every_file_alone(monkeypatch: pytest
     results, took = batched(files, "standard", monkeypatch)
     assert not took
     assert results[2].file_error_code == "decode_error"
+
+
+def test_a_day_parsed_in_batches_is_the_day_parsed_file_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """load_day (what raw_pos_sales lands) over every day of a generated company of 12 stores, whose drop folder
+    has every layout, header spellings, stores sending a file twice, superseded and refused files: the validated
+    rows, the rejections and the ledger are the same with the batches as with every file parsed alone."""
+    from retail_assets.assets.common import validated
+    from retail_assets.assets.sources import pos as pos_assets
+    from retail_assets.generator import generate_company
+    from retail_assets.resources import PosDropFolder
+    from retail_assets.schemas.sources import RAW_POS_SALES
+
+    generate_company(tmp_path, stores=12, days=3, start=date(2025, 3, 3), lines_per_store_day=40, seed=7)
+    drop = PosDropFolder(path=str(tmp_path / "pos_drop"))
+    stores, _ = pos_assets.clean_stores(drop.read_stores(), drop.layouts(), "r")
+    batched_files = []
+    original = pos_parse._parse_sales_batch
+
+    def spy(items, lay):
+        out = original(items, lay)
+        if out is not None and len(items) > 1:
+            batched_files.append(len(items))
+        return out
+
+    for day in (date(2025, 3, 3), date(2025, 3, 4), date(2025, 3, 5)):
+        monkeypatch.setattr(pos_parse, "_parse_sales_batch", spy)
+        rows, rejections, ledger = pos_assets.load_day("sales", day, drop, stores, "r", "raw_pos_sales", 0.5)
+        monkeypatch.setattr(pos_assets, "parse_sales_files",
+                            lambda files, layout: [parse_pos_file(data, layout, c) for data, c in files])
+        alone = pos_assets.load_day("sales", day, drop, stores, "r", "raw_pos_sales", 0.5)
+        monkeypatch.undo()
+        assert len(ledger) > 1 and len(rejections) > 0
+        pd.testing.assert_frame_equal(validated(RAW_POS_SALES, rows)[0], validated(RAW_POS_SALES, alone[0])[0])
+        pd.testing.assert_frame_equal(rejections, alone[1])
+        pd.testing.assert_frame_equal(ledger, alone[2])
+    assert batched_files, "the company's days were parsed in batches"
