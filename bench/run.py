@@ -74,6 +74,10 @@ MEASURES = [
     Measure("platform_day_history", "platform: the day as `platform_day`, with earlier days already loaded (their "
             "number is `history_days` in the note): a day's load must not grow with the history", "postgres",
             "platform"),
+    Measure("pg_floor", "the design's floor: the day's raw lines and fact rows as the platform stored them, already "
+            "parsed, joined and encoded, written by binary `COPY` into tables shaped as `raw_pos_sales` and "
+            "`fact_sales` with their indexes; no parse, join, check or Dagster (the same without the indexes in the "
+            "note)", "postgres", "detail"),
     Measure("platform_e2e", "platform: the whole graph upstream of `fact_sales` in one run (the day and the "
             "reference refresh: stores, catalog, CRM, dimensions)", "postgres", "platform"),
     Measure("platform_e2e_empty", "platform: the same graph for a day with no POS file (fixed cost: Dagster, "
@@ -82,6 +86,10 @@ MEASURES = [
     Measure("duckdb_platform_raw", "platform: `raw_stores` + `raw_pos_sales` via `dg.materialize`", "duckdb",
             "platform"),
     Measure("duckdb_platform_day", "platform: **the day** (as `platform_day`)", "duckdb", "platform"),
+    Measure("duckdb_floor", "the design's floor (as `pg_floor`): the day's raw lines and fact rows as the platform "
+            "stored them, already in Arrow, inserted into fresh tables of a new database file", "duckdb", "detail"),
+    Measure("duckdb_platform_day_empty", "platform: the same for a day with no POS file (the day's fixed cost)",
+            "duckdb", "detail"),
     Measure("duckdb_platform_e2e", "platform: the whole graph upstream of `fact_sales` (as `platform_e2e`)", "duckdb",
             "platform"),
     Measure("duckdb_platform_e2e_empty", "platform: the same graph for a day with no POS file (fixed cost)", "duckdb",
@@ -89,8 +97,8 @@ MEASURES = [
 ]
 BY_NAME = {m.name: m for m in MEASURES}
 SCALED = ["pg_copy_typed", "platform_raw", "platform_day", "platform_e2e", "duckdb_read_csv", "duckdb_platform_day"]
-QUICK = ["pg_copy_typed", "pandas_to_sql", "platform_raw", "platform_day", "platform_day_history", "platform_e2e",
-         "duckdb_read_csv", "duckdb_platform_raw"]
+QUICK = ["pg_copy_typed", "pandas_to_sql", "platform_raw", "platform_day", "platform_day_empty", "platform_day_history",
+         "pg_floor", "platform_e2e", "duckdb_read_csv", "duckdb_platform_raw", "duckdb_floor"]
 
 
 # --- the measured work, one per child process ----------------------------------------------------------------------
@@ -332,6 +340,105 @@ def child_platform_history(data: Path, url: str, workdir: Path, days: int) -> di
     return {**out, "history_days": days}
 
 
+def child_pg_floor(data: Path, url: str, workdir: Path) -> dict:
+    """What no implementation of this design can go below: the day's two persisted copies of every line, the raw
+    line and the fact row, written into PostgreSQL with nothing else left to do. The rows are those the platform
+    stored (loaded by a ``platform_day`` child first when the day is not in the warehouse), read out in binary
+    ``COPY`` format before the clock starts; each run writes them into fresh tables ``LIKE`` raw_pos_sales and
+    fact_sales, one transaction each as the platform does, with the tables' indexes and then without."""
+    from retail_assets.schemas.sources import RAW_POS_SALES
+    from retail_assets.schemas.warehouse import FACT_SALES
+
+    with _pg_conn(url) as conn:
+        loaded = conn.execute("SELECT to_regclass('fact_sales') IS NOT NULL").fetchone()[0] and conn.execute(
+            "SELECT count(*) FROM fact_sales WHERE business_date = %s", (DAY,)).fetchone()[0]
+    if not loaded:
+        report, _ = spawn("platform_day", data, workdir, url, TIMEOUT_SECONDS, MEM_CAP_GB * 1024)
+        if "error" in report or "skipped" in report:
+            return report
+    payloads = []
+    with _pg_conn(url) as conn:
+        for spec in (RAW_POS_SALES, FACT_SALES):
+            columns = ", ".join(f'"{c}"' for c in spec.columns)
+            with conn.cursor().copy(f'COPY (SELECT {columns} FROM "{spec.name}" WHERE business_date = %s) '
+                                    f"TO STDOUT (FORMAT binary)", (DAY,)) as copy:
+                payloads.append((spec, columns, b"".join(copy)))
+    out: dict = {}
+    for indexed in (True, False):
+        tables = [f"bench_floor_{spec.name}" for spec, _, _ in payloads]
+        _pg_reset(url, tables)
+        with _pg_conn(url) as conn:
+            for table, (spec, _, _) in zip(tables, payloads, strict=True):
+                conn.execute(f'CREATE TABLE "{table}" (LIKE "{spec.name}"{" INCLUDING INDEXES" if indexed else ""})')
+            conn.commit()
+        seconds = {}
+        with _pg_conn(url) as conn:
+            for table, (spec, columns, payload) in zip(tables, payloads, strict=True):
+                start = time.perf_counter()
+                view = memoryview(payload)
+                with conn.cursor().copy(f'COPY "{table}" ({columns}) FROM STDIN (FORMAT binary)') as copy:
+                    for at in range(0, len(view), 1 << 20):
+                        copy.write(view[at:at + (1 << 20)])
+                conn.commit()
+                seconds[spec.name] = time.perf_counter() - start
+        if indexed:
+            with _pg_conn(url) as conn:
+                rows = [conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables]
+            out.update({"seconds": sum(seconds.values()), "rows": rows[0], "fact_rows": rows[1],
+                        "raw_seconds": seconds[RAW_POS_SALES.name], "fact_seconds": seconds[FACT_SALES.name]})
+        else:
+            out["unindexed_seconds"] = sum(seconds.values())
+        _pg_reset(url, tables)
+    return out
+
+
+def child_duckdb_floor(data: Path, workdir: Path) -> dict:
+    """``pg_floor`` for the DuckDB warehouse: the day's raw lines and fact rows (loaded by a ``duckdb_platform_day``
+    child first when the day is not there), read into Arrow before the clock starts, then written into a new
+    database file (the platform's memory limit) in one transaction a table, and the file closed (checkpointed)."""
+    import duckdb
+
+    from retail_assets.resources.urls import DUCKDB_DEFAULT_MEMORY_LIMIT
+    from retail_assets.schemas.sources import RAW_POS_SALES
+    from retail_assets.schemas.warehouse import FACT_SALES
+
+    source = workdir / "warehouse.duckdb"
+
+    def facts() -> int:
+        if not source.exists():
+            return 0
+        with duckdb.connect(str(source), read_only=True) as con:
+            known = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fact_sales'")
+            return known.fetchone()[0] and con.execute("SELECT count(*) FROM fact_sales WHERE business_date = ?",
+                                                       [DAY]).fetchone()[0]
+
+    if not facts():
+        report, _ = spawn("duckdb_platform_day", data, workdir, "", TIMEOUT_SECONDS, MEM_CAP_GB * 1024)
+        if "error" in report or "skipped" in report:
+            return report
+    with duckdb.connect(str(source), read_only=True) as con:
+        day = {spec.name: con.execute(f"SELECT {', '.join(spec.columns)} FROM {spec.name} WHERE business_date = ?",
+                                      [DAY]).to_arrow_table() for spec in (RAW_POS_SALES, FACT_SALES)}
+    target = workdir / "bench_floor.duckdb"
+    target.unlink(missing_ok=True)
+    seconds = {}
+    start = time.perf_counter()
+    con = duckdb.connect(str(target), config={"memory_limit": DUCKDB_DEFAULT_MEMORY_LIMIT})
+    for name, rows in day.items():
+        begun = time.perf_counter()
+        con.execute("BEGIN")
+        con.from_arrow(rows).create(name)
+        con.execute("COMMIT")
+        seconds[name] = time.perf_counter() - begun
+    con.close()
+    total = time.perf_counter() - start
+    with duckdb.connect(str(target), read_only=True) as con:
+        rows = [con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in day]
+    target.unlink(missing_ok=True)
+    return {"seconds": total, "rows": rows[0], "fact_rows": rows[1], "raw_seconds": seconds[RAW_POS_SALES.name],
+            "fact_seconds": seconds[FACT_SALES.name]}
+
+
 def child_platform_reference(data: Path, url: str, workdir: Path) -> dict:
     """The reference assets upstream of fact_sales (stores, catalog, CRM, dimensions), for ``platform_day``."""
     _platform_env(data, url, workdir)
@@ -405,12 +512,16 @@ def run_child(args: argparse.Namespace) -> None:
         "platform_day_empty": lambda: child_platform(data, args.pg_url, workdir, end_to_end=True, day=EMPTY_DAY,
                                                      reference_loaded=True),
         "platform_day_history": lambda: child_platform_history(data, args.pg_url, workdir, args.history_days),
+        "pg_floor": lambda: child_pg_floor(data, args.pg_url, workdir),
+        "duckdb_floor": lambda: child_duckdb_floor(data, workdir),
         "duckdb_read_csv": lambda: child_duckdb_read_csv(data, workdir),
         "duckdb_platform_raw": lambda: child_platform(data, duck_url, workdir, end_to_end=False),
         "duckdb_platform_e2e": lambda: child_platform(data, duck_url, workdir, end_to_end=True),
         "duckdb_platform_e2e_empty": lambda: child_platform(data, duck_url, workdir, end_to_end=True, day=EMPTY_DAY),
         "duckdb_platform_day": lambda: child_platform(data, duck_url, workdir, end_to_end=True,
                                                       reference_loaded=True),
+        "duckdb_platform_day_empty": lambda: child_platform(data, duck_url, workdir, end_to_end=True, day=EMPTY_DAY,
+                                                            reference_loaded=True),
     }[name]
     cpu = time.process_time()
     out = work()
@@ -561,7 +672,8 @@ def main_table(outcomes: list[Outcome], limits: dict[str, float | None], runs: i
             continue
         ratio = f"{o.median / limit:.2f}x" if limit else "-"
         note = [f"{len(o.seconds)} run(s): " + ", ".join(f"{s:.2f}" for s in o.seconds)]
-        for key in ("rejected", "fact_rows", "parse_seconds", "validate_seconds", "reference_seconds", "history_days"):
+        for key in ("rejected", "fact_rows", "parse_seconds", "validate_seconds", "reference_seconds", "history_days",
+                    "raw_seconds", "fact_seconds", "unindexed_seconds"):
             if key in o.extra:
                 value = o.extra[key]
                 note.append(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value:,}")
@@ -727,6 +839,16 @@ def main() -> None:
     ]
     table = main_table(ordered, limits, args.runs)
     body = [*header, "## One business day", "", *table, ""]
+    for engine, floor_name, fixed_name in (("postgres", "pg_floor", "platform_day_empty"),
+                                           ("duckdb", "duckdb_floor", "duckdb_platform_day_empty")):
+        floor, fixed, limit = by_name.get(floor_name), by_name.get(fixed_name), limits[engine]
+        if floor and floor.median and fixed and fixed.median and limit:
+            bound = floor.median + fixed.median
+            unindexed = floor.extra.get("unindexed_seconds")
+            body += [f"Lower bound of a day on this design, {engine}: the floor ({floor.median:.2f} s) + the day's "
+                     f"fixed cost ({fixed.median:.2f} s) = {bound:.2f} s, **{bound / limit:.2f}x** the limit"
+                     + (f" (without the indexes: {(unindexed + fixed.median) / limit:.2f}x)" if unindexed else "")
+                     + "; no line parsed, joined or checked in it.", ""]
     if scale_rows:
         body += ["## Scaling (one run each)", "", *scale_rows, ""]
     text = "\n".join(body)

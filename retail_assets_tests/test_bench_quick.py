@@ -27,5 +27,11 @@ def test_quick_benchmark_prints_its_table_and_ratio(tmp_path: Path, pg_database:
     for label in ("COPY", "to_sql", "raw_pos_sales", "fact_sales", "DuckDB `read_csv`", "**the day**",
                   "reference_seconds", "history_days 7"):
         assert label in names, f"no timed row for {label}:\n{done.stdout[-3000:]}"
+    floors = [row for row in rows if row.startswith("| the design's floor")]
+    assert [row.split(" | ")[1] for row in floors] == ["postgres", "duckdb"], "\n".join(rows)
+    assert all("fact_rows" in row and "raw_seconds" in row for row in floors), floors
+    assert "unindexed_seconds" in floors[0], floors[0]
+    assert any(re.match(r"Lower bound of a day on this design, postgres: .* = \d+\.\d\d s, \*\*\d+\.\d\dx\*\*", line)
+               for line in lines), done.stdout[-3000:]
     assert "- end_to_end_vs_copy: platform_day / pg_copy_typed" in lines
     assert out.read_text().strip().splitlines()[-1] == lines[-1]
