@@ -839,16 +839,20 @@ def main() -> None:
     ]
     table = main_table(ordered, limits, args.runs)
     body = [*header, "## One business day", "", *table, ""]
-    for engine, floor_name, fixed_name in (("postgres", "pg_floor", "platform_day_empty"),
-                                           ("duckdb", "duckdb_floor", "duckdb_platform_day_empty")):
-        floor, fixed, limit = by_name.get(floor_name), by_name.get(fixed_name), limits[engine]
+    for engine, floor_name, fixed_name, day_name in (
+            ("postgres", "pg_floor", "platform_day_empty", "platform_day"),
+            ("duckdb", "duckdb_floor", "duckdb_platform_day_empty", "duckdb_platform_day")):
+        floor, fixed, day, limit = (by_name.get(floor_name), by_name.get(fixed_name), by_name.get(day_name),
+                                    limits[engine])
         if floor and floor.median and fixed and fixed.median and limit:
             bound = floor.median + fixed.median
             unindexed = floor.extra.get("unindexed_seconds")
             body += [f"Lower bound of a day on this design, {engine}: the floor ({floor.median:.2f} s) + the day's "
                      f"fixed cost ({fixed.median:.2f} s) = {bound:.2f} s, **{bound / limit:.2f}x** the limit"
                      + (f" (without the indexes: {(unindexed + fixed.median) / limit:.2f}x)" if unindexed else "")
-                     + "; no line parsed, joined or checked in it.", ""]
+                     + "; no line parsed, joined or checked in it."
+                     + (f" `{day_name}` takes {day.median / bound:.2f}x this bound." if day and day.median else ""),
+                     ""]
     if scale_rows:
         body += ["## Scaling (one run each)", "", *scale_rows, ""]
     text = "\n".join(body)
