@@ -434,8 +434,7 @@ def _header_names(text: str, layout: Layout) -> list[str] | None:
     """The header's names, or None when pandas might read the header differently than Arrow."""
     if len(layout.delimiter) != 1 or layout.delimiter in '"\r\n':
         return None
-    ends = [i for i in (text.find("\n"), text.find("\r")) if i >= 0]
-    header = text[: min(ends)] if ends else text
+    header = text[: _header_end(text)[0]]
     if not header or '"' in header:
         return None
     names = header.split(layout.delimiter)
@@ -444,13 +443,13 @@ def _header_names(text: str, layout: Layout) -> list[str] | None:
     return names
 
 
-def _body(text: str) -> str:
-    """The text after the header line and its line break."""
+def _header_end(text: str) -> tuple[int, int]:
+    """(where the header line ends, where the line after it starts); a text without a line break is all header."""
     ends = [i for i in (text.find("\n"), text.find("\r")) if i >= 0]
     if not ends:
-        return ""
+        return len(text), len(text)
     end = min(ends)
-    return text[end + (2 if text.startswith("\r\n", end) else 1):]
+    return end, end + (2 if text.startswith("\r\n", end) else 1)
 
 
 def _physical_count(text: str) -> int:
@@ -696,7 +695,7 @@ def _parse_sales_batch(files: list[tuple[str, FileContext]], layout: Layout) -> 
     wanted = {w.strip().lower() for w in (*layout.columns.values(), *layout.sold_at.columns, layout.sign.column or "",
                                           layout.store_value if layout.store_from == "column" else "") if w}
     # The files' data lines one after the other, under the first file's header: every file ends its last line.
-    parts = [files[0][0], *(_body(text) for text, _ in files[1:])]
+    parts = [files[0][0], *(text[_header_end(text)[1]:] for text, _ in files[1:])]
     csv_text = "".join(part if part.endswith(("\n", "\r")) else part + "\n" for part in parts)
     try:
         table = _read_arrow(csv_text.encode("utf-8"), names, layout, [str(headers[k]) for k in headers if k in wanted])
