@@ -340,6 +340,13 @@ def child_platform_history(data: Path, url: str, workdir: Path, days: int) -> di
     return {**out, "history_days": days}
 
 
+def _load_first(name: str, data: Path, workdir: Path, url: str) -> dict | None:
+    """Run the measurement ``name`` in a child of its own, untimed, to load the day a floor reads; its report when it
+    failed, else None."""
+    report, _ = spawn(name, data, workdir, url, TIMEOUT_SECONDS, MEM_CAP_GB * 1024)
+    return report if "error" in report or "skipped" in report else None
+
+
 def child_pg_floor(data: Path, url: str, workdir: Path) -> dict:
     """What no implementation of this design can go below: the day's two persisted copies of every line, the raw
     line and the fact row, written into PostgreSQL with nothing else left to do. The rows are those the platform
@@ -352,10 +359,9 @@ def child_pg_floor(data: Path, url: str, workdir: Path) -> dict:
     with _pg_conn(url) as conn:
         loaded = conn.execute("SELECT to_regclass('fact_sales') IS NOT NULL").fetchone()[0] and conn.execute(
             "SELECT count(*) FROM fact_sales WHERE business_date = %s", (DAY,)).fetchone()[0]
-    if not loaded:
-        report, _ = spawn("platform_day", data, workdir, url, TIMEOUT_SECONDS, MEM_CAP_GB * 1024)
-        if "error" in report or "skipped" in report:
-            return report
+    failed = None if loaded else _load_first("platform_day", data, workdir, url)
+    if failed:
+        return failed
     payloads = []
     with _pg_conn(url) as conn:
         for spec in (RAW_POS_SALES, FACT_SALES):
@@ -412,10 +418,9 @@ def child_duckdb_floor(data: Path, workdir: Path) -> dict:
             return known.fetchone()[0] and con.execute("SELECT count(*) FROM fact_sales WHERE business_date = ?",
                                                        [DAY]).fetchone()[0]
 
-    if not facts():
-        report, _ = spawn("duckdb_platform_day", data, workdir, "", TIMEOUT_SECONDS, MEM_CAP_GB * 1024)
-        if "error" in report or "skipped" in report:
-            return report
+    failed = None if facts() else _load_first("duckdb_platform_day", data, workdir, "")
+    if failed:
+        return failed
     with duckdb.connect(str(source), read_only=True) as con:
         day = {spec.name: con.execute(f"SELECT {', '.join(spec.columns)} FROM {spec.name} WHERE business_date = ?",
                                       [DAY]).to_arrow_table() for spec in (RAW_POS_SALES, FACT_SALES)}
