@@ -142,16 +142,22 @@ class WarehouseTx:
         self._wh = warehouse
         self.conn = conn
 
-    def delete(self, spec: TableSpec, where: Filter) -> int:
-        """Delete the slice ``where`` describes. On PostgreSQL the slice is locked first until the transaction
-        ends (``slice_locks``): another transaction replacing the same slice waits, then replaces this one's rows;
-        without it, READ COMMITTED lets its DELETE miss the rows this one inserted, and the slice doubles."""
-        table = self._wh.table(spec, self.conn)
+    def lock(self, spec: TableSpec, where: Filter) -> None:
+        """Lock the slice ``where`` describes until the transaction ends (PostgreSQL; ``slice_locks``): another
+        transaction replacing the same slice waits, then replaces this one's rows; without it, READ COMMITTED lets
+        its DELETE miss the rows this one inserted, and the slice doubles."""
         if self.conn.dialect.name == "postgresql":
             for shared, key in slice_locks(spec.name, where):
                 function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
                 self.conn.execute(sa.text(f"SELECT {function}(:key)"), {"key": key})
-        return self.conn.execute(sa.delete(table).where(*_where(table, where))).rowcount
+
+    def delete(self, spec: TableSpec, where: Filter, *also: sa.ColumnElement[bool]) -> int:
+        """Delete the slice ``where`` describes (locked first, see ``lock``), or only its rows that also meet
+        ``also`` (conditions on ``Warehouse.table(spec)``'s columns): part of a slice is replaced under the slice's
+        lock, like the whole of it."""
+        table = self._wh.table(spec, self.conn)
+        self.lock(spec, where)
+        return self.conn.execute(sa.delete(table).where(*_where(table, where), *also)).rowcount
 
     def append(self, spec: TableSpec, df: pd.DataFrame) -> int:
         if df.empty:
