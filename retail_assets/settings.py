@@ -21,6 +21,10 @@ DEFAULTS: dict[str, str] = {
     "RETAIL_CURRENCY": "USD",
     "RETAIL_PARTITION_START": "2010-12-01",
     "RETAIL_MAX_REJECTED_LINE_RATE": "0.5",
+    # A re-send that would remove more than this share of a store-day's booked lines is held for an operator.
+    "RETAIL_RESEND_HOLD_SHARE": "0.5",
+    # Files larger than this are read and checked in chunks of this size, never whole.
+    "RETAIL_POS_CHUNK_BYTES": "8388608",
     "DAGSTER_HOME": "data/dagster_home",
     # Automation: a dropped file is stable once its mtime is this old and its (size, mtime) held for a tick.
     "RETAIL_POS_SETTLE_SECONDS": "30",
@@ -48,6 +52,8 @@ class Settings:
     currency: str
     partition_start: str
     max_rejected_line_rate: float
+    resend_hold_share: float
+    pos_chunk_bytes: int
     dagster_home: Path
 
 
@@ -82,5 +88,7 @@ def load_settings() -> Settings:
         currency=os.environ["RETAIL_CURRENCY"],
         partition_start=os.environ["RETAIL_PARTITION_START"],
         max_rejected_line_rate=float(os.environ["RETAIL_MAX_REJECTED_LINE_RATE"]),
+        resend_hold_share=float(os.environ["RETAIL_RESEND_HOLD_SHARE"]),
+        pos_chunk_bytes=int(os.environ["RETAIL_POS_CHUNK_BYTES"]),
         dagster_home=home,
     )

@@ -26,7 +26,6 @@ from retail_assets.automation.recheck import RECHECK_DAYS, changed_days
 from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
 from retail_assets.partitions import business_dates, daily_partitions
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
-from retail_assets.resources.pos_drop import file_hash
 from retail_assets.resources.urls import WarehouseLocked
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_ONLINE_RETURNS, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
@@ -117,7 +116,7 @@ def pos_drop_sensor(context: dg.SensorEvaluationContext, pos_drop: PosDropFolder
     reader = None if blocked else _ledger_reader(warehouse, context.instance)
     plan = plan_tick(
         files, cursor, now=now, settle_seconds=settings.settle_seconds, first_day=first, last_day=last,
-        read_ledger=reader, content_hash=lambda path: file_hash(pos_drop.read_bytes(path)),
+        read_ledger=reader, content_hash=lambda path: pos_drop.digest(path).content_hash,
         budget_seconds=HASH_BUDGET_SECONDS,
     )
     for iso, paths in list(plan.waiting.items())[:LOG_DATES]:

@@ -13,6 +13,9 @@ ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
 SALE_STATUSES = ("paid", "shipped", "delivered")
 LOYALTY_TIERS = ("bronze", "silver", "gold", "platinum")
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# loaded: its lines are booked; held: a re-send kept back for an operator; withdrawn: removed by an operator;
+# skipped: not read (a link, a hidden or special file)
+LEDGER_STATUSES = ("loaded", "duplicate", "superseded", "rejected", "held", "withdrawn", "skipped")
 
 
 class _Base(pa.DataFrameModel):
@@ -178,7 +181,7 @@ class PosFileLedger(_Base):
     store_code: Series[str] = pa.Field(nullable=True)
     business_date: Series[pd.Timestamp] = pa.Field(nullable=True, metadata=DATE)
     layout: Series[str] = pa.Field(nullable=True)
-    status: Series[str] = pa.Field(isin=("loaded", "duplicate", "superseded", "rejected"))
+    status: Series[str] = pa.Field(isin=LEDGER_STATUSES, description="What became of the file (docs/reliability.md)")
     reason: Series[str] = pa.Field(nullable=True)
     lines: Series[int] = pa.Field(ge=0, description="Data lines in the file")
     rows_loaded: Series[int] = pa.Field(ge=0)
@@ -212,4 +215,5 @@ RAW_CRM_CONTACTS = TableSpec("raw_crm_contacts", RawCrmContacts, "CRM contacts (
 REJECTIONS = TableSpec("rejections", Rejections, "Every source line or row that did not make it, with the reason",
                        partition_column="business_date")
 POS_FILE_LEDGER = TableSpec("pos_file_ledger", PosFileLedger,
-                            "Every POS file seen, its hash and what became of it", natural_key=("path",))
+                            "Every POS file seen, its hash and what became of it",
+                            natural_key=("path", "content_hash"))

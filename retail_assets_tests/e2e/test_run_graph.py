@@ -167,8 +167,8 @@ def test_a_failed_load_leaves_the_previous_state(loaded: dict, monkeypatch: pyte
     original = WarehouseTx.delete
     deleted = []
 
-    def delete_then_fail(self: WarehouseTx, spec, where):
-        count = original(self, spec, where)
+    def delete_then_fail(self: WarehouseTx, spec, where, *also):
+        count = original(self, spec, where, *also)
         if spec is FACT_SALES:
             left = self.conn.execute(sa.text("SELECT COUNT(*) FROM fact_sales WHERE business_date = :d"),
                                      {"d": date.fromisoformat(day)}).scalar()

@@ -1,13 +1,14 @@
 """POS drop folder: the stores reference, sales lines and stock counts, and files nobody can read."""
 
-
 from collections import defaultdict
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
 from retail_assets.assets.retry import retries_transient
@@ -23,10 +24,23 @@ from retail_assets.checks import (
 from retail_assets.layouts import Layout
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import PosDropFolder, Warehouse
-from retail_assets.resources.pos_drop import DropFile, file_hash
+from retail_assets.resources.pos_drop import DropFile, DropFolderUnavailable, FileDigest, file_hash
 from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_POS_INVENTORY, RAW_POS_SALES, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
+from retail_assets.transforms.pos_files import (
+    ACCEPT_TAG,
+    BOOKED,
+    HELD,
+    WITHDRAW_TAG,
+    WITHDRAWN,
+    Content,
+    DayPlan,
+    contents_by_unit,
+    hold_reason,
+    names,
+    unit_set,
+)
 from retail_assets.transforms.pos_parse import (
     FileContext,
     ParsedFile,
@@ -105,108 +119,213 @@ def raw_stores(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, wareh
     )
 
 
-def choose_files(files: list[DropFile], hashes: dict[str, str]) -> dict[str, tuple[str, str | None]]:
-    """path -> (status, reason) for the files of one kind and day: per store the content received last wins.
-
-    Identical bytes (a retry, a copy in another folder) count once, as the copy received first; of two different
-    contents for the same store, day and kind, the one whose latest delivery is newest wins and the other is
-    superseded.
-    """
-    out: dict[str, tuple[str, str | None]] = {}
-    by_store: dict[str | None, list[DropFile]] = defaultdict(list)
-    for f in files:
-        by_store[f.store_code].append(f)
-    for group in by_store.values():
-        copies: dict[str, list[DropFile]] = defaultdict(list)
-        for f in sorted(group, key=lambda f: (f.mtime, f.path)):
-            copies[hashes[f.path]].append(f)
-        latest = max(copies, key=lambda h: (copies[h][-1].mtime, copies[h][-1].path))
-        winner = copies[latest][0]
-        for h, same in copies.items():
-            first = same[0]
-            for f in same:
-                if f is winner:
-                    out[f.path] = ("loaded", None)
-                elif f is first and h != latest:
-                    out[f.path] = ("superseded", f"replaced by {winner.path}, received later")
-                elif f is first:
-                    out[f.path] = ("duplicate", f"same bytes as {winner.path}; counted once")
-                else:
-                    out[f.path] = ("duplicate", f"same bytes as {first.path}; counted once")
-    return out
-
-
 BATCH_BYTES = 8 * 1024 * 1024  # sales files parsed together (see parse_sales_files): ~100,000 lines
+
+Chunks = Iterable[ParsedFile]  # one file's rows and rejections, in one piece or chunk by chunk
+
+
+@dataclass
+class _Try:
+    """One content of a unit being tried: the copy that counts, and how it is read."""
+
+    unit: str | None
+    content: Content
+    ctx: FileContext
 
 
 def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame, run_id: str, asset: str,
-             max_rejected_rate: float) -> Iterator[tuple[ParsedFile | None, dict[str, object]]]:
-    """(what became of the file, its ledger row) for every file of ``kind`` for business date ``day``.
+             max_rejected_rate: float, *, booked: pd.DataFrame | None = None, plan: DayPlan | None = None,
+             hold_share: float = 0.5, accept: frozenset[str] = frozenset(), withdraw: frozenset[str] = frozenset(),
+             chunk_bytes: int = BATCH_BYTES) -> Iterator[tuple[Chunks, dict[str, object]]]:
+    """(the file's rows and rejections, its ledger row) for every file of ``kind`` for business date ``day``, as
+    ``transforms.pos_files`` decides which file books each store-day; ``booked`` is the day's ledger as the
+    warehouse has it, and ``plan`` collects what becomes of it (rows kept, rows replaced, files gone).
 
     A few MB of files are alive at a time: the hashes are taken first (which file wins depends on all of them),
-    then the files are read again and parsed, consecutive sales files of one layout together up to
-    ``BATCH_BYTES``, so a day of ten million lines fits in bounded memory.
+    then the files are read again and parsed, consecutive small sales files of one layout together up to
+    ``BATCH_BYTES``, a file larger than ``chunk_bytes`` chunk by chunk, so a day or a file of ten million lines
+    fits in bounded memory. The chunks of a file must be consumed before the next item is asked for.
     """
     layouts = pos_drop.layouts()
+    plan = plan if plan is not None else DayPlan()
+    iso = day.isoformat()
     files = [f for f in pos_drop.scan(layouts) if f.kind == kind and f.business_date == day]
-    hashes = {f.path: file_hash(pos_drop.read_bytes(f.path)) for f in files}
-    decisions = choose_files(files, hashes)
+    digests = {f.path: pos_drop.digest(f.path) for f in files}
+    units = contents_by_unit(files, {path: d.content_hash for path, d in digests.items()})
     store_layout = dict(zip(stores["store_code"], stores["pos_layout"], strict=True))
+    earlier: dict[str | None, list[dict[str, object]]] = defaultdict(list)
+    for row in (booked.to_dict("records") if booked is not None and len(booked) else []):
+        if row["status"] in (BOOKED, WITHDRAWN):
+            earlier[None if pd.isna(row["store_code"]) else row["store_code"]].append(row)
 
-    def entry(f: DropFile, parsed: ParsedFile | None, data: bytes) -> tuple[ParsedFile | None, dict[str, object]]:
-        status, reason = decisions[f.path]
-        if parsed is not None and parsed.file_error:
-            status, reason = "rejected", parsed.file_error
-        elif parsed is not None and parsed.extra_columns:
-            reason = f"schema drift: extra column(s) {', '.join(parsed.extra_columns)} ignored"
-        return parsed, {"path": f.path, "content_hash": hashes[f.path], "size": f.size, "mtime": f.mtime,
-                        "kind": kind, "store_code": f.store_code, "business_date": pd.Timestamp(day),
-                        "layout": f.layout, "status": status, "reason": reason,
-                        "lines": parsed.lines if parsed else _count_lines(data),
-                        "rows_loaded": len(parsed.rows) if parsed else 0, "run_id": run_id}
+    def entry(f: DropFile, status: str, reason: str | None, lines: int | None = None, rows: int = 0
+              ) -> dict[str, object]:
+        return {"path": f.path, "content_hash": digests[f.path].content_hash, "size": f.size, "mtime": f.mtime,
+                "kind": kind, "store_code": f.store_code, "business_date": pd.Timestamp(day), "layout": f.layout,
+                "status": status, "reason": reason,
+                "lines": pos_drop.count_lines(f.path) if lines is None else lines, "rows_loaded": rows,
+                "run_id": run_id}
 
-    batch: list[tuple[DropFile, bytes, FileContext]] = []
+    def copies(content: Content, status: str | None, reason: str | None = None
+               ) -> Iterator[tuple[Chunks, dict[str, object]]]:
+        """The content's first copy with ``status`` (None: said by the caller), its others as duplicates of it."""
+        if status is not None:
+            yield (), entry(content.first, status, reason)
+        for f in content.copies[1:]:
+            yield (), entry(f, "duplicate", f"same bytes as {content.first.path}; counted once")
 
-    def parse_batch() -> Iterator[tuple[ParsedFile | None, dict[str, object]]]:
+    pending: dict[str | None, list[Content]] = {}
+    for unit in sorted(set(units) | set(earlier), key=lambda u: (u is not None, u or "")):
+        before = earlier.get(unit, [])
+        loaded = [e for e in before if e["status"] == BOOKED]
+        gone = {str(e["content_hash"]) for e in before if e["status"] == WITHDRAWN}
+        plan.carried += [e for e in before if e["status"] == WITHDRAWN]
+        present = units.get(unit, [])
+        if names(withdraw, unit):
+            note = (f"withdrawn by an operator in run {run_id[:8]}: these bytes are not booked again; a different "
+                    "re-send is")
+            plan.replaced += loaded
+            plan.carried += [{**e, "status": WITHDRAWN, "reason": note, "rows_loaded": 0} for e in loaded]
+            for content in present:
+                if content.content_hash not in {str(e["content_hash"]) for e in loaded}:
+                    yield from copies(content, WITHDRAWN, note)
+            continue
+        tries = []
+        for content in present:
+            if content.content_hash in gone:
+                yield from copies(content, WITHDRAWN, "these bytes were withdrawn by an operator; not booked again")
+            else:
+                tries.append(content)
+        if tries:
+            pending[unit] = tries
+        else:
+            _keep(plan, loaded, units.get(unit, []), "no file for this store-day is in the drop folder now")
+
+    # Newest content of every unit first; a unit whose newest is refused tries its next one in the next round.
+    while pending:
+        this_round = []
+        for unit, tries in pending.items():
+            content = tries.pop(0)
+            f = content.first
+            this_round.append(_Try(unit, content, FileContext(f.path, day, f.store_code, run_id, asset,
+                                                              max_rejected_rate)))
+        for attempt, result in _parse_round(this_round, kind, layouts, pos_drop, digests, store_layout,
+                                            chunk_bytes):
+            unit, content, f = attempt.unit, attempt.content, attempt.content.first
+            loaded = [e for e in earlier.get(unit, []) if e["status"] == BOOKED]
+            if result.file_error:
+                yield _parts(result), entry(f, "rejected", result.file_error, result.lines)
+                yield from copies(content, None)
+                if not pending[unit]:
+                    del pending[unit]
+                    _keep(plan, loaded, units.get(unit, []), f"the file received for it was refused ({f.path})")
+                continue
+            rows = _row_count(result)
+            booked_rows = sum(int(e["rows_loaded"]) for e in loaded)
+            same = content.content_hash in {str(e["content_hash"]) for e in loaded}
+            held = None if same else hold_reason(unit, iso, f.path, rows, booked_rows, hold_share,
+                                                 names(accept, unit))
+            older = pending.pop(unit)
+            if held:
+                yield (), entry(f, HELD, held, result.lines)
+                yield from copies(content, None)
+                kept = _keep(plan, loaded, units.get(unit, []), f"a re-send is held ({f.path})")
+                for content_older in older:
+                    status = None if content_older.content_hash in kept else "superseded"
+                    yield from copies(content_older, status, f"older than {f.path}, which is held")
+                continue
+            plan.replaced += loaded
+            reason = (f"schema drift: extra column(s) {', '.join(result.extra_columns)} ignored"
+                      if result.extra_columns else None)
+            yield _parts(result), entry(f, BOOKED, reason, result.lines, rows)
+            yield from copies(content, None)
+            for content_older in older:
+                yield from copies(content_older, "superseded", f"replaced by {f.path}, received later")
+
+
+def _keep(plan: DayPlan, loaded: list[dict[str, object]], present: list[Content], why: str) -> set[str]:
+    """The unit's booked files stay booked, their lines and rejections untouched, and are said to be gone when
+    they are no longer in the folder; the hashes of the booked contents."""
+    paths = {(f.path, c.content_hash) for c in present for f in c.copies}
+    for e in loaded:
+        if (str(e["path"]), str(e["content_hash"])) in paths:
+            note = f"{e['reason'] or 'booked'}; kept: {why}"
+        else:
+            plan.missing.append(str(e["path"]))
+            note = (f"booked by run {str(e['run_id'])[:8]}; no longer in the drop folder (archived or moved?): its "
+                    "lines stay until a newer file for this store-day replaces them or an operator withdraws them")
+        plan.carried.append({**e, "reason": note})
+    return {str(e["content_hash"]) for e in loaded}
+
+
+def _parse_round(tries: list[_Try], kind: str, layouts: dict[str, Layout], pos_drop: PosDropFolder,
+                 digests: dict[str, FileDigest], store_layout: dict[str, str], chunk_bytes: int
+                 ) -> Iterator[tuple[_Try, "ParsedFile | StreamedFile"]]:  # noqa: F821
+    """What each tried file holds: small sales files of one layout read together (``parse_sales_files``), a file
+    larger than ``chunk_bytes`` streamed (``parse_stream``: its rows are read when its parts are)."""
+    batch: list[tuple[_Try, bytes]] = []
+
+    def flush() -> Iterator[tuple[_Try, ParsedFile]]:
         if batch:
-            layout = layouts[batch[0][0].layout]
-            parsed = parse_sales_files([(data, ctx) for _, data, ctx in batch], layout)
-            yield from (entry(f, p, data) for (f, data, _), p in zip(batch, parsed, strict=True))
+            layout = layouts[batch[0][0].content.first.layout]
+            parsed = parse_sales_files([(data, t.ctx) for t, data in batch], layout)
+            yield from zip([t for t, _ in batch], parsed, strict=True)
             batch.clear()
 
-    for f in files:
+    for t in sorted(tries, key=lambda t: (t.content.first.layout, t.content.first.path)):
+        f = t.content.first
         layout = layouts[f.layout]
-        ctx = FileContext(f.path, day, f.store_code, run_id, asset, max_rejected_rate)
+        digest = digests[f.path]
+        refused = (_unreadable(t.ctx, digest) if digest.error_code else
+                   _refuse(f, layout, t.ctx, kind, store_layout, lambda f=f: pos_drop.read_bytes(f.path)))
+        if refused is None and pos_drop.content_size(f) > chunk_bytes:
+            from retail_assets.transforms.pos_parse import parse_stream
+
+            yield from flush()
+            yield t, parse_stream(lambda f=f: pos_drop.open(f.path), layout, t.ctx, chunk_bytes)
+            continue
+        if refused is not None:
+            yield from flush()
+            yield t, refused
+            continue
         data = pos_drop.read_bytes(f.path)
-        if decisions[f.path][0] != "loaded":
-            yield from parse_batch()
-            yield entry(f, None, data)
+        if kind == "sales" and layout.store_from != "column":
+            if batch and (batch[0][0].content.first.layout != f.layout
+                          or sum(len(d) for _, d in batch) + len(data) > BATCH_BYTES):
+                yield from flush()
+            batch.append((t, data))
             continue
-        parsed = _refuse(f, layout, ctx, data, kind, store_layout)
-        if parsed is None and kind == "sales" and layout.store_from != "column":
-            if batch and (batch[0][0].layout != f.layout or sum(len(b[1]) for b in batch) + len(data) > BATCH_BYTES):
-                yield from parse_batch()
-            batch.append((f, data, ctx))
-            continue
-        yield from parse_batch()
-        if parsed is None:
-            parsed = parse_pos_file(data, layout, ctx)
-            if layout.store_from == "column" and len(parsed.rows):
-                parsed = _drop_unknown_row_stores(parsed, set(store_layout), ctx)
-        yield entry(f, parsed, data)
-    yield from parse_batch()
+        yield from flush()
+        parsed = parse_pos_file(data, layout, t.ctx)
+        if layout.store_from == "column" and len(parsed.rows):
+            parsed = _drop_unknown_row_stores(parsed, set(store_layout), t.ctx)
+        yield t, parsed
+    yield from flush()
 
 
-def _refuse(f: DropFile, layout: Layout, ctx: FileContext, data: bytes, kind: str, store_layout: dict[str, str]
-            ) -> ParsedFile | None:
+def _parts(result: "ParsedFile | StreamedFile") -> Chunks:  # noqa: F821
+    return result.parts() if hasattr(result, "parts") else (result,)
+
+
+def _row_count(result: "ParsedFile | StreamedFile") -> int:  # noqa: F821
+    return result.rows if isinstance(result.rows, int) else len(result.rows)
+
+
+def _unreadable(ctx: FileContext, digest: FileDigest) -> ParsedFile:
+    """A file that cannot be read at all (a corrupt archive): refused with its reason, no line to quote."""
+    return reject_whole_file(ctx, "", str(digest.error_code), str(digest.error))
+
+
+def _refuse(f: DropFile, layout: Layout, ctx: FileContext, kind: str, store_layout: dict[str, str],
+            read: Callable[[], bytes]) -> ParsedFile | None:
     """The whole file rejected before reading it: a store stores.csv does not have, or on another layout."""
     if layout.store_from != "column" and f.store_code not in store_layout:
-        return _reject(data, layout, ctx, "unknown_store",
+        return _reject(read(), layout, ctx, "unknown_store",
                        f"file {f.path} is for store {f.store_code}, which is not in stores.csv; add the "
                        "store to stores.csv (the date reloads after the next refresh_reference run) or "
                        "fix the file name")
     if kind == "sales" and layout.store_from == "filename" and store_layout[f.store_code] != layout.name:
-        return _reject(data, layout, ctx, "layout_mismatch",
+        return _reject(read(), layout, ctx, "layout_mismatch",
                        f"file {f.path} is named like layout {layout.name} but stores.csv puts store "
                        f"{f.store_code} on layout {store_layout[f.store_code]}; fix one of them (a "
                        "fixed stores.csv reloads the date after the next refresh_reference run)")
@@ -215,11 +334,12 @@ def _refuse(f: DropFile, layout: Layout, ctx: FileContext, data: bytes, kind: st
 
 def load_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame, run_id: str, asset: str,
              max_rejected_rate: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(rows, rejections, ledger) of the whole day at once (``iter_day`` collected; small days and tools)."""
+    """(rows, rejections, ledger) of the whole day at once on an empty warehouse (``iter_day`` collected; small
+    days and tools)."""
     rows, rejections, ledger = [], [], []
-    for parsed, entry in iter_day(kind, day, pos_drop, stores, run_id, asset, max_rejected_rate):
+    for chunks, entry in iter_day(kind, day, pos_drop, stores, run_id, asset, max_rejected_rate):
         ledger.append(entry)
-        if parsed is not None:
+        for parsed in chunks:
             rows.append(parsed.rows)
             rejections.append(parsed.rejections)
     return concat(rows), concat(rejections), pd.DataFrame(ledger)
@@ -257,16 +377,34 @@ def _drop_unknown_row_stores(parsed: ParsedFile, known: set[str], ctx: FileConte
 
 DRIFT_CHECK = "no_schema_drift"
 COMPLETE_CHECK = "complete"
+FILES_CHECK = "no_refused_or_held_files"
 
 
-def reconcile_files(ledger: pd.DataFrame, rows: Sized, rejected: pd.DataFrame) -> dg.AssetCheckResult:
-    """Source lines = raw rows + rejected lines, over the files the day loaded or rejected."""
-    counted = ledger[ledger["status"].isin(["loaded", "rejected"])] if len(ledger) else ledger
+def reconcile_files(ledger: pd.DataFrame, rows: int, rejected_lines: int) -> dg.AssetCheckResult:
+    """Source lines = raw rows + rejected lines, over the files the day booked or refused."""
+    counted = ledger[ledger["status"].isin([BOOKED, "rejected"])] if len(ledger) else ledger
     lines = int(counted["lines"].sum()) if len(counted) else 0
     return dg.AssetCheckResult(
-        check_name=RECONCILED_CHECK, passed=lines == len(rows) + len(rejected), severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"source_lines": lines, "raw_rows": len(rows), "rejected_lines": len(rejected)},
+        check_name=RECONCILED_CHECK, passed=lines == rows + rejected_lines, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"source_lines": lines, "raw_rows": rows, "rejected_lines": rejected_lines},
     )
+
+
+def refused_or_held(ledger: pd.DataFrame) -> dg.AssetCheckResult:
+    """WARN naming every file of the day that was refused as a whole or held (store, day, file, reason)."""
+    bad = ledger[ledger["status"].isin(["rejected", HELD])] if len(ledger) else ledger
+    return dg.AssetCheckResult(
+        check_name=FILES_CHECK, passed=bad.empty, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"files_refused": int((bad["status"] == "rejected").sum()) if len(bad) else 0,
+                  "files_held": int((bad["status"] == HELD).sum()) if len(bad) else 0,
+                  "files": "\n".join(file_line(r) for r in bad.head(20).to_dict("records")) or "none"},
+    )
+
+
+def file_line(e: dict[str, object]) -> str:
+    """One line a person reads about a file: store, day, file, what became of it and why."""
+    day = pd.Timestamp(e["business_date"]).date() if not pd.isna(e["business_date"]) else "undated"
+    return f"store {e['store_code'] or '-'}, {day}, {e['path']}: {e['status']}: {e['reason']}"
 
 
 def schema_drift(ledger: pd.DataFrame) -> dg.AssetCheckResult:
@@ -330,9 +468,11 @@ def _day_schema_result(spec: TableSpec, chunk_failures: list, repeats: pd.DataFr
 def _pos_day_asset(spec, kind: str, doc: str):
     checks_of_kind = [
         schema_check_spec(spec),
-        check_spec(spec.name, RECONCILED_CHECK, "Per day: the lines of the files loaded or rejected = raw rows + "
+        check_spec(spec.name, RECONCILED_CHECK, "Per day: the lines of the files booked or refused = raw rows + "
                    "rejected lines", blocking=True),
         check_spec(spec.name, DRIFT_CHECK, "No file carries columns its layout does not know (WARN)"),
+        check_spec(spec.name, FILES_CHECK, "No file of the day was refused as a whole or held for an operator "
+                   "(WARN; names store, day, file and reason)"),
     ]
     if kind == "sales":
         checks_of_kind.append(check_spec(spec.name, COMPLETE_CHECK,
@@ -346,48 +486,109 @@ def _pos_day_asset(spec, kind: str, doc: str):
     @retries_transient
     def _asset(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
         settings = load_settings()
+        try:
+            pos_drop.check_root()
+        except DropFolderUnavailable as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         stores = warehouse.read(RAW_STORES, columns=["store_code", "pos_layout", "opened_on", "closed_on"])
+        tags = context.run.tags
+        operator = {"accept": unit_set(tags.get(ACCEPT_TAG)), "withdraw": unit_set(tags.get(WITHDRAW_TAG))}
         checks, totals = [], defaultdict(int)
         for day in partition_dates(context):
             day_checks, rejected, entries, day_rows, chunk_stores = [], [], [], 0, []
+            plan = DayPlan()
             with warehouse.transaction() as tx:
-                tx.delete(spec, {"business_date": day})
+                booked = _booked(warehouse, tx, day, kind)
+                tx.lock(spec, {"business_date": day})
+                if booked.empty:  # nothing to keep: the day's slice goes before its rows arrive, as one delete
+                    tx.delete(spec, {"business_date": day})
                 with tx.appender(spec) as append:
                     pending: list[pd.DataFrame] = []
-                    for parsed, entry in iter_day(kind, day, pos_drop, stores, context.run.run_id, spec.name,
-                                                  settings.max_rejected_line_rate):
+                    for chunks, entry in iter_day(kind, day, pos_drop, stores, context.run.run_id, spec.name,
+                                                  settings.max_rejected_line_rate, booked=booked, plan=plan,
+                                                  hold_share=settings.resend_hold_share,
+                                                  chunk_bytes=settings.pos_chunk_bytes, **operator):
                         entries.append(entry)
-                        if parsed is None:
-                            continue
-                        pending.append(parsed.rows)
-                        rejected.append(parsed.rejections)
-                        if sum(len(p) for p in pending) >= CHUNK_ROWS:
-                            day_rows += _send(spec, append, pending, day_checks, day, chunk_stores)
+                        for parsed in chunks:
+                            pending.append(parsed.rows)
+                            rejected.append(parsed.rejections)
+                            if sum(len(p) for p in pending) >= CHUNK_ROWS:
+                                day_rows += _send(spec, append, pending, day_checks, day, chunk_stores)
                     day_rows += _send(spec, append, pending, day_checks, day, chunk_stores)
-                rejected_day = concat(rejected)
-                ledger = pd.DataFrame(entries) if entries else POS_FILE_LEDGER.empty()
-                tx.replace(REJECTIONS, rejected_day, {"business_date": day, "asset": spec.name})
-                tx.replace(POS_FILE_LEDGER, ledger, {"business_date": day, "kind": kind})
                 table = warehouse.table(spec, tx.conn)
-                repeats = repeated_keys(tx.conn, table, spec.natural_key, table.c.business_date == day,
-                                        "unique natural key") if _may_repeat(chunk_stores) else None
+                if plan.replaced:
+                    tx.delete(spec, {"business_date": day},
+                              sa.tuple_(table.c.source_file, table.c.run_id).in_(plan.replaced_pairs()))
+                rejections = warehouse.table(REJECTIONS, tx.conn)
+                kept = plan.kept_pairs()
+                tx.delete(REJECTIONS, {"business_date": day, "asset": spec.name},
+                          *([sa.not_(sa.tuple_(rejections.c.source_ref, rejections.c.run_id).in_(kept))]
+                            if kept else []))
+                rejected_day = _file_level(concat(rejected), entries, context.run.run_id, spec.name, day)
+                tx.append(REJECTIONS, rejected_day)
+                ledger = pd.DataFrame(entries + plan.carried) if entries or plan.carried else POS_FILE_LEDGER.empty()
+                tx.replace(POS_FILE_LEDGER, ledger, {"business_date": day, "kind": kind})
+                in_day = table.c.business_date == day
+                repeats = (repeated_keys(tx.conn, table, spec.natural_key, in_day, "unique natural key")
+                           if kept or _may_repeat(chunk_stores) else None)
+                stored = tx.conn.execute(sa.select(sa.func.count()).select_from(table).where(in_day)).scalar_one()
+                stored_rejected = tx.conn.execute(
+                    sa.select(sa.func.count()).select_from(rejections).where(
+                        rejections.c.business_date == day, rejections.c.asset == spec.name,
+                        rejections.c.source_key.is_not(None))).scalar_one()
             checks += [_day_schema_result(spec, day_checks, repeats, day_rows, day),
-                       reconcile_files(ledger, range(day_rows), rejected_day), schema_drift(ledger)]
+                       reconcile_files(ledger, int(stored), int(stored_rejected)), schema_drift(ledger),
+                       refused_or_held(ledger)]
             if kind == "sales":
                 checks.append(completeness(stores, ledger, day))
+            _tell(context, spec.name, day, ledger, plan, day_rows, len(rejected_day))
             totals["rows"] += day_rows
             totals["rejected_lines"] += len(rejected_day)
             totals["files"] += len(ledger)
-            for status in ("duplicate", "superseded", "rejected"):
-                totals[f"files_{status}"] += int((ledger["status"] == status).sum())
-            context.log.info(f"{spec.name} {day}: {day_rows} rows from {len(ledger)} file(s), "
-                             f"{len(rejected_day)} line(s) rejected")
+            totals["booked_files_missing"] += len(plan.missing)
+            for status in ("duplicate", "superseded", "rejected", HELD, WITHDRAWN):
+                totals[f"files_{status}"] += int((ledger["status"] == status).sum()) if len(ledger) else 0
         return dg.MaterializeResult(
             metadata={"dagster/row_count": totals["rows"], **{k: v for k, v in totals.items() if k != "rows"}},
             check_results=combine(checks),
         )
 
     return _asset
+
+
+def _booked(warehouse: Warehouse, tx, day: date, kind: str) -> pd.DataFrame:
+    """The day's ledger rows that stand for booked lines or withdrawn files, read in the load's transaction."""
+    ledger = warehouse.table(POS_FILE_LEDGER, tx.conn)
+    query = sa.select(*(ledger.c[c] for c in POS_FILE_LEDGER.columns)).where(
+        ledger.c.business_date == day, ledger.c.kind == kind, ledger.c.status.in_([BOOKED, WITHDRAWN]))
+    frame = pd.DataFrame(tx.conn.execute(query).mappings().all(), columns=POS_FILE_LEDGER.columns)
+    if len(frame):
+        frame["business_date"] = pd.to_datetime(frame["business_date"])
+    return frame
+
+
+def _file_level(rejected: pd.DataFrame, entries: list[dict[str, object]], run_id: str, asset: str, day: date
+                ) -> pd.DataFrame:
+    """The day's rejected lines, plus one row per file refused as a whole with no line to reject (empty, or
+    unreadable), so every refused file is in ``rejections`` with its reason (source_key NULL: not a line)."""
+    quoted = set(rejected["source_ref"]) if len(rejected) else set()
+    extra = [{"business_date": pd.Timestamp(day), "asset": asset, "source_system": "pos", "source_ref": e["path"],
+              "source_key": None, "reason_code": "file_refused", "reason": e["reason"], "record": None,
+              "run_id": run_id}
+             for e in entries if e["status"] == "rejected" and e["path"] not in quoted]
+    return concat([rejected, pd.DataFrame(extra)]) if extra else rejected
+
+
+def _tell(context: dg.AssetExecutionContext, asset: str, day: date, ledger: pd.DataFrame, plan: DayPlan, rows: int,
+          rejected: int) -> None:
+    """What a person watching the run reads: one line per refused or held file, and the booked files gone."""
+    context.log.info(f"{asset} {day}: {rows} rows from {len(ledger)} file(s), {rejected} line(s) rejected")
+    for e in ledger.to_dict("records") if len(ledger) else []:
+        if e["status"] in ("rejected", HELD):
+            context.log.warning(file_line(e))
+    if plan.missing:
+        context.log.warning(f"{asset} {day}: {len(plan.missing)} booked file(s) no longer in the drop folder, their "
+                            f"lines kept from the warehouse: {', '.join(plan.missing[:10])}")
 
 
 raw_pos_sales = _pos_day_asset(
