@@ -208,10 +208,6 @@ def classify(rel: str, size: int, mtime: float, layouts: dict[str, Layout]) -> D
     return DropFile(rel, size, mtime)
 
 
-def file_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _skip_reason(entry: os.DirEntry[str]) -> str | None:
     """Why an entry of the drop folder is not read, or None for a regular file or folder."""
     if entry.is_symlink():

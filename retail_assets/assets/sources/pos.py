@@ -24,7 +24,7 @@ from retail_assets.checks import (
 from retail_assets.layouts import Layout
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import PosDropFolder, Warehouse
-from retail_assets.resources.pos_drop import DropFile, DropFolderUnavailable, FileDigest, file_hash
+from retail_assets.resources.pos_drop import DropFile, DropFolderUnavailable, FileDigest
 from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_POS_INVENTORY, RAW_POS_SALES, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
@@ -345,10 +345,6 @@ def load_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
     return concat(rows), concat(rejections), pd.DataFrame(ledger)
 
 
-def _count_lines(data: bytes) -> int:
-    return max(0, sum(1 for line in data.splitlines() if line.strip()) - 1)
-
-
 def _reject(data: bytes, layout: Layout, ctx: FileContext, code: str, reason: str) -> ParsedFile:
     return reject_whole_file(ctx, lossy_text(data, layout), code, reason)
 
@@ -609,31 +605,40 @@ raw_pos_inventory = _pos_day_asset(
     metadata=table_metadata(POS_FILE_LEDGER),
     check_specs=[schema_check_spec(POS_FILE_LEDGER, "pos_unrecognised_files"),
                  dg.AssetCheckSpec("no_unrecognised_files", asset="pos_unrecognised_files",
-                                   description="Every file in the drop folder matches a layout (WARN)")],
+                                   description="Every file in the drop folder matches a layout and can be read; "
+                                               "links, hidden and special entries are listed (WARN)")],
 )
 @retries_transient
 def pos_unrecognised_files(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
     run_id = context.run.run_id
-    unmatched = [f for f in pos_drop.scan() if f.layout is None]
+    skipped: list[tuple[str, str]] = []
+    unmatched = [f for f in pos_drop.scan(skipped=skipped) if f.layout is None]
     ledger, rejected = [], []
     for f in unmatched:
-        data = pos_drop.read_bytes(f.path)
-        lines = _count_lines(data)
+        digest = pos_drop.digest(f.path)
+        lines = pos_drop.count_lines(f.path)
         reason = (f"file name {f.path.rsplit('/', 1)[-1]!r} matches no POS layout (sales_<STORE>_<YYYYMMDD>.csv, "
                   "<STORE>_<DDMMYYYY>.txt, stock_<STORE>_<YYYYMMDD>.csv or a user layout); rename it and re-send")
-        ledger.append({"path": f.path, "content_hash": file_hash(data), "size": f.size, "mtime": f.mtime,
+        ledger.append({"path": f.path, "content_hash": digest.content_hash, "size": f.size, "mtime": f.mtime,
                        "kind": None, "store_code": None, "business_date": pd.NaT, "layout": None,
                        "status": "rejected", "reason": reason, "lines": lines, "rows_loaded": 0, "run_id": run_id})
         rejected.append({"business_date": pd.NaT, "asset": "pos_unrecognised_files", "source_system": "pos",
                          "source_ref": f.path, "source_key": None, "reason_code": "no_layout",
                          "reason": f"{reason} ({lines} data line(s) not loaded)", "record": None, "run_id": run_id})
+    for path, reason in skipped:  # never read: a link is not followed, so nothing outside the folder is touched
+        ledger.append({"path": path, "content_hash": None, "size": 0, "mtime": 0.0, "kind": None,
+                       "store_code": None, "business_date": pd.NaT, "layout": None, "status": "skipped",
+                       "reason": reason, "lines": 0, "rows_loaded": 0, "run_id": run_id})
     ledger_df, check = validated(POS_FILE_LEDGER, pd.DataFrame(ledger, columns=POS_FILE_LEDGER.columns))
     with warehouse.transaction() as tx:
         tx.replace(POS_FILE_LEDGER, ledger_df, {"business_date": None})
         tx.replace(REJECTIONS, pd.DataFrame(rejected), {"asset": "pos_unrecognised_files"})
+    for path, reason in skipped:
+        context.log.warning(f"drop folder: {path} not read: {reason}")
     warn = dg.AssetCheckResult(
-        check_name="no_unrecognised_files", passed=not unmatched, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"files": len(unmatched), "sample": ", ".join(f.path for f in unmatched[:5])},
+        check_name="no_unrecognised_files", passed=not unmatched and not skipped, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"files": len(unmatched), "skipped": len(skipped),
+                  "sample": ", ".join([f.path for f in unmatched[:5]] + [p for p, _ in skipped[:5]])},
     )
     return dg.MaterializeResult(metadata={"dagster/row_count": len(ledger_df),
                                           "lines_not_loaded": int(sum(r["lines"] for r in ledger))},
