@@ -243,13 +243,16 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
                 yield from copies(content_older, "superseded", f"replaced by {f.path}, received later")
 
 
+KEPT = "; kept: "
+
+
 def _keep(plan: DayPlan, loaded: list[dict[str, object]], present: list[Content], why: str) -> set[str]:
     """The unit's booked files stay booked, their lines and rejections untouched, and are said to be gone when
     they are no longer in the folder; the hashes of the booked contents."""
     paths = {(f.path, c.content_hash) for c in present for f in c.copies}
     for e in loaded:
         if (str(e["path"]), str(e["content_hash"])) in paths:
-            note = f"{e['reason'] or 'booked'}; kept: {why}"
+            note = f"{str(e['reason'] or 'booked').split(KEPT)[0]}{KEPT}{why}"  # one 'kept', however many reruns
         else:
             plan.missing.append(str(e["path"]))
             note = (f"booked by run {str(e['run_id'])[:8]}; no longer in the drop folder (archived or moved?): its "
