@@ -1,4 +1,9 @@
-"""``retail-etl``: generate a sample company, run the asset graph through the Dagster instance, report."""
+"""``retail-etl``: generate a sample company, check the settings, run the asset graph through the Dagster
+instance, report.
+
+A command that fails prints one line, ``retail-etl: <what failed>: <cause>; <what to fix>``, and the path of the
+log file that holds the traceback: no traceback reaches the terminal.
+"""
 
 from __future__ import annotations
 
@@ -34,15 +39,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from retail_assets.preflight import run_checks
+
+    checks = run_checks(load_settings())
+    for item in checks.items:
+        print(item.line(), flush=True)
+    counts = {status: sum(1 for i in checks.items if i.status == status) for status in ("OK", "WARN", "FAIL")}
+    print(", ".join(f"{n} {status}" for status, n in counts.items())
+          + ("; fix the variable named in each FAIL line" if checks.failed else ""))
+    return 1 if checks.failed else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from retail_assets.runner import run_graph
 
-    return run_graph(start=args.start, end=args.end)
+    return run_graph(start=args.start, end=args.end, log=args.log)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from retail_assets.preflight import FAIL, check_warehouse
     from retail_assets.report import write_report
 
+    item = check_warehouse(load_settings().warehouse_url, must_exist=True)
+    if item.status == FAIL:
+        print(f"retail-etl: report: {item.text}", file=sys.stderr)
+        return 1
     path = write_report(Path(args.out))
     print(f"report written to {path}")
     return 0
@@ -59,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lines-per-store-day", type=int, default=200)
     gen.add_argument("--seed", type=int, default=42)
     gen.set_defaults(func=cmd_generate)
+    check = sub.add_parser("check", help="try every source, the warehouse and DAGSTER_HOME; one line each")
+    check.set_defaults(func=cmd_check)
     run = sub.add_parser("run", help="materialise the whole asset graph for every business day with data")
     run.add_argument("--start", type=_date, help="first business day (default: the first with source data)")
     run.add_argument("--end", type=_date, help="last business day, inclusive (default: the last with data)")
@@ -74,7 +98,39 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "start", None) and getattr(args, "end", None) and args.end < args.start:
         print("retail-etl: --end is before --start", file=sys.stderr)
         return 2
-    return args.func(args)
+    from retail_assets.preflight import LogFile
+
+    args.log = LogFile()
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("retail-etl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line here, its traceback goes to the log
+        args.log.exception(exc, f"retail-etl {args.command}")
+        print(f"retail-etl: {failure_line(args.command, exc)} (traceback in {args.log.path})", file=sys.stderr)
+        return 1
+
+
+def failure_line(command: str, exc: BaseException) -> str:
+    """``<what failed>: <cause>; <what to fix>`` for any exception a command lets through."""
+    import sqlalchemy as sa
+
+    from retail_assets.preflight import cause_of
+    from retail_assets.resources.urls import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return f"{command}: {exc}"
+    if isinstance(exc, ImportError):
+        module = (exc.name or "").split(".")[0]
+        return f"{command}: Python module {module!r} is not installed; pip install it, or fix the URL that needs it"
+    if isinstance(exc, sa.exc.DBAPIError | sa.exc.NoSuchModuleError | sa.exc.ArgumentError):
+        return (f"{command}: a database could not be used: {cause_of(exc)}; `retail-etl check` names the variable "
+                "to fix")
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{command}: {exc.strerror or cause_of(exc)}{where}; fix the path or its permissions"
+    return f"{command} failed: {type(exc).__name__}: {cause_of(exc)}; the log file has the details"
 
 
 def days_between(start: date, end: date) -> list[date]:

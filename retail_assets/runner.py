@@ -2,11 +2,17 @@
 
 The reference job (stores, catalog, customers, dimensions) runs first, then one run of the daily job per
 business date, oldest first, so the runs, their materialisations and check results all show in the web UI.
+The checks of ``retail-etl check`` come first: when one fails, nothing is written. The terminal gets one line per
+day, per failure and per failed check; Dagster's own log (tracebacks, SQL) goes to the log file it names.
 """
 
 from __future__ import annotations
 
+import io
+import re
 import time
+from collections.abc import Callable, Mapping
+from contextlib import redirect_stderr
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -14,7 +20,10 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
+from retail_assets import preflight
+from retail_assets.checks import FAILED_RULES
+from retail_assets.preflight import OK, LogFile, cause_of, short
+from retail_assets.resources import Warehouse
 from retail_assets.settings import Settings, load_settings
 
 # The embedded default: SQLite storage, and one run at a time (the DuckDB warehouse admits one writing process),
@@ -55,47 +64,70 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def _local_dates(stamps: pd.Series, timezone: str) -> set[date]:
-    stamps = pd.to_datetime(stamps.dropna())
-    if stamps.empty:
-        return set()
-    local = stamps.dt.tz_localize("UTC").dt.tz_convert(timezone)
-    return set(local.dt.date.unique())
+MAX_DETAIL = 240
+_LOG_PREFIX = re.compile(r"^\S+ \S+ [+-]\d{4} - dagster - WARNING - ")
+_ERROR_CHECK = re.compile(r"^[^:]+: \S+ / \S+ \(ERROR\)")
+_RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} - (\d+ - )?")
 
 
-def source_days(settings: Settings) -> list[date]:
-    """Every business date for which some source holds data."""
-    days: set[date] = set()
-    drop = PosDropFolder(path=str(settings.pos_drop_dir), layouts_dir=str(settings.pos_layouts_dir))
-    days |= {f.business_date for f in drop.scan() if f.business_date}
-    shop = SqlSource(url=settings.online_store_url, name="online shop")
-    try:
-        for table_name, column in (("orders", "placed_at"), ("returns", "returned_at")):
-            table = shop.table(table_name)
-            frame = shop.read(sa.select(table.c[column]))
-            days |= _local_dates(frame[column], settings.timezone)
-    except sa.exc.NoSuchTableError as exc:
-        raise SystemExit(f"retail-etl: the online shop database has no table {exc}; is RETAIL_ONLINE_STORE_URL "
-                         "right?") from None
-    finally:
-        shop.engine.dispose()
-    return sorted(days)
+class _DagsterConsole(io.TextIOBase):
+    """Dagster's console log during a run (it writes to sys.stderr): all of it to the log file, and the first line
+    of each warning (a retry being scheduled, say) to the terminal. Errors are summed up after the run."""
+
+    def __init__(self, log: LogFile, echo: Callable[[str], None]):
+        self.log, self.echo = log, echo
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        lines = text.strip().splitlines()
+        if lines and " - WARNING - " in lines[0]:
+            self.echo("  warning: " + short(_RUN_ID.sub("", _LOG_PREFIX.sub("", lines[0]))))
+        return len(text)
+
+
+def _error_line(error) -> str:
+    """The root cause of a step failure in one short line: a message ending in ':' goes on with its next lines
+    (a blocking check's failure names the checks there), SQL statements are cut (the log file has them)."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    if error is None:
+        return "unknown error"
+    lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
+    text = lines[0] if lines else error.cls_name
+    rest = lines[1:]
+    while text.endswith(":") and rest and not rest[0].startswith("[SQL"):
+        text = f"{text} {rest.pop(0)}"
+    if error.cls_name.startswith("Dagster"):  # Dagster's own errors: the message says it all
+        text = text.split(f"{error.cls_name}: ", 1)[-1]
+    return short(text, MAX_DETAIL)
+
+
+def check_details(metadata: Mapping[str, dg.MetadataValue]) -> str:
+    """A failed check's metadata in one short line: the rules it broke with a sample of failing values
+    (``checks.FAILED_RULES``, which every failed ERROR check carries), else the figures it reports."""
+    values = {key: getattr(meta, "value", meta) for key, meta in metadata.items()}
+    if values.get(FAILED_RULES):
+        return short(values[FAILED_RULES], MAX_DETAIL)
+    figures = [f"{key}={short(value, 40)}" for key, value in values.items()
+               if key not in ("partition", "partitions_checked") and isinstance(value, bool | int | float | str)]
+    return short("; ".join(figures), MAX_DETAIL)
 
 
 def _outcome(label: str, result: dg.ExecuteInProcessResult) -> RunOutcome:
     out = RunOutcome(label, result.success)
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            error = event.step_failure_data.error
-            while error is not None and error.cause is not None:
-                error = error.cause
-            cause = error.message.strip().splitlines()[0] if error else "unknown error"
-            out.failures.append(f"{label}: asset {event.step_key} failed: {cause}")
+            out.failures.append(f"{label}: asset {event.step_key} failed: "
+                                f"{_error_line(event.step_failure_data.error)}")
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             severity = getattr(evaluation.severity, "value", str(evaluation.severity))
+            details = check_details(evaluation.metadata or {})
             out.failed_checks.append(f"{label}: {evaluation.asset_key.to_user_string()} / "
-                                     f"{evaluation.check_name} ({severity})")
+                                     f"{evaluation.check_name} ({severity})" + (f": {details}" if details else ""))
     return out
 
 
@@ -108,15 +140,27 @@ def _rows_written(result: dg.ExecuteInProcessResult) -> int:
     return total
 
 
-def run_graph(start: date | None = None, end: date | None = None, *, echo=print) -> int:
-    """Materialise everything; print progress and the summary; 0 when every run and ERROR check passed."""
+def run_graph(start: date | None = None, end: date | None = None, *, echo=print, log: LogFile | None = None) -> int:
+    """Check, materialise everything, print progress and the summary; 0 when every run and ERROR check passed."""
+    settings = load_settings()
+    log = log or LogFile()
+    checks = preflight.run_checks(settings)
+    for item in checks.items:
+        # the days before RETAIL_PARTITION_START are told below for the run's own range
+        if item.status != OK and item.name != preflight.DATES_ITEM:
+            echo(item.line())
+    if checks.failed:
+        echo(f"retail-etl run: stopped before loading anything: {len(checks.failed)} check(s) failed; fix the "
+             "variables named above (`retail-etl check` runs the checks alone)")
+        return 1
+
     from retail_assets.definitions import defs
     from retail_assets.jobs import DAILY_JOB, MARTS_JOB, REFERENCE_JOB
 
-    settings = load_settings()
     instance = instance_for(settings)
     started = time.monotonic()
-    days = source_days(settings)
+    with_data = checks.days
+    days = list(with_data)
     if start or end:
         lo = start or (days[0] if days else date.today())
         hi = end or (days[-1] if days else lo)
@@ -127,58 +171,115 @@ def run_graph(start: date | None = None, end: date | None = None, *, echo=print)
         echo(f"warning: {len(early)} day(s) before RETAIL_PARTITION_START={settings.partition_start} are skipped "
              f"(first: {early[0]}); set the variable earlier to load them")
         days = [d for d in days if d >= first_partition]
+    span = [days[0] + timedelta(days=i) for i in range((days[-1] - days[0]).days + 1)] if days else []
+    found = set(with_data)
+    no_data = [d for d in span if d not in found]
     echo(f"retail-etl run: {len(days)} business day(s) {days[0] if days else '-'} .. {days[-1] if days else '-'}, "
-         f"warehouse {Warehouse(url=settings.warehouse_url).display_url}, DAGSTER_HOME {settings.dagster_home}")
+         f"warehouse {Warehouse(url=settings.warehouse_url).display_url}, DAGSTER_HOME {settings.dagster_home}, "
+         f"{len(checks.items) - len(checks.failed)} checks passed")
+
+    console = _DagsterConsole(log, echo)
+
+    def execute(job: str, **kwargs) -> dg.ExecuteInProcessResult:
+        with redirect_stderr(console):
+            return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
+                                                                run_config=QUIET, **kwargs)
 
     outcomes = []
-    reference = defs.resolve_job_def(REFERENCE_JOB)
-    result = reference.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+    result = execute(REFERENCE_JOB)
     outcomes.append(_outcome("reference", result))
     echo(f"[reference] {'ok' if result.success else 'FAILED'} ({time.monotonic() - started:.1f}s)")
-    daily = defs.resolve_job_def(DAILY_JOB)
     if result.success:
         for i, day in enumerate(days, 1):
             t0 = time.monotonic()
-            result = daily.execute_in_process(instance=instance, partition_key=day.isoformat(), raise_on_error=False,
-                                        run_config=QUIET)
+            result = execute(DAILY_JOB, partition_key=day.isoformat())
             outcome = _outcome(day.isoformat(), result)
             outcomes.append(outcome)
             echo(f"[{i}/{len(days)}] {day} {'ok' if outcome.success else 'FAILED'}, {_rows_written(result):,} rows "
                  f"in {time.monotonic() - t0:.1f}s, "
                  f"elapsed {time.monotonic() - started:.1f}s")
         t0 = time.monotonic()
-        result = defs.resolve_job_def(MARTS_JOB).execute_in_process(instance=instance, raise_on_error=False,
-                                                                     run_config=QUIET)
+        result = execute(MARTS_JOB)
         outcomes.append(_outcome("marts", result))
         echo(f"[marts] {'ok' if result.success else 'FAILED'} in {time.monotonic() - t0:.1f}s")
-    summary(settings, days, outcomes, echo)
+    summary(settings, days, outcomes, echo, no_data=no_data, early=early, log=log)
     failed = [o for o in outcomes if not o.success]
     return 1 if failed else 0
 
 
-def summary(settings: Settings, days: list[date], outcomes: list[RunOutcome], echo=print) -> None:
+def _dates(days: list[date], limit: int = 10) -> str:
+    shown = ", ".join(d.isoformat() for d in days[:limit])
+    return shown + (f", ... ({len(days) - limit} more)" if len(days) > limit else "")
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None or pd.isna(value) else str(value)
+
+
+def _warehouse_summary(warehouse: Warehouse, days: list[date], echo) -> None:
+    """Rows per table (those split by business date counted in the range, the others whole), rejected rows by
+    reason, and every POS file refused or held in the range."""
     from retail_assets.schemas import ALL_TABLES
 
+    span = f"{days[0]} .. {days[-1]}" if days else None
+    by_day, whole = [], []
+    for name, spec in ALL_TABLES.items():
+        table = warehouse.table(spec)
+        query = sa.select(sa.func.count()).select_from(table)
+        if spec.partition_column and span and name != "rejections":
+            query = query.where(table.c[spec.partition_column].between(days[0], days[-1]))
+            by_day.append((name, warehouse.scalar(query)))
+        elif name != "rejections":
+            whole.append((name, warehouse.scalar(query)))
+    if by_day:
+        echo(f"\nrows in the range {span} (tables by business date):"
+             + "".join(f"\n  {name:<28} {n:>12,}" for name, n in by_day))
+    echo("\nrows in the whole table (tables not split by business date):"
+         + "".join(f"\n  {name:<28} {n:>12,}" for name, n in whole))
+
+    def in_range(table: sa.Table) -> list[sa.ColumnElement[bool]]:
+        day = table.c.business_date
+        return [day.between(days[0], days[-1]) | day.is_(None)] if span else []
+
+    rejections = warehouse.table(ALL_TABLES["rejections"])
+    by_reason = warehouse.query(
+        sa.select(rejections.c.reason_code, sa.func.count().label("n")).where(*in_range(rejections))
+        .group_by(rejections.c.reason_code).order_by(sa.desc("n"), rejections.c.reason_code))
+    total = int(by_reason["n"].sum()) if len(by_reason) else 0
+    echo(f"\nrejected rows: {total:,} ({f'{span} and undated' if span else 'whole table'})"
+         + "".join(f"\n  {r.reason_code:<28} {int(r.n):>12,}" for r in by_reason.itertuples()))
+
+    ledger = warehouse.table(ALL_TABLES["pos_file_ledger"])
+    files = warehouse.query(
+        sa.select(ledger.c.store_code, ledger.c.business_date, ledger.c.path, ledger.c.status, ledger.c.reason)
+        .distinct().where(ledger.c.status.in_(["rejected", "held"]), *in_range(ledger))
+        .order_by(ledger.c.business_date, ledger.c.store_code, ledger.c.path))
+    rows = [f"\n  {_cell(r.store_code)}, {_cell(r.business_date)[:10]}, {r.path}, {r.status}: "
+            f"{short(_cell(r.reason), 160)}" for r in files.itertuples()]
+    echo(f"\nPOS files refused or held: {len(rows)} ({f'{span} and undated' if span else 'all'})" + "".join(rows))
+
+
+def summary(settings: Settings, days: list[date], outcomes: list[RunOutcome], echo=print, *,
+            no_data: list[date] | None = None, early: list[date] | None = None, log: LogFile | None = None) -> None:
+    """What the run did. The warehouse's counts are left out, in one line, when it cannot be read: the failures
+    and the days loaded are what matters then."""
     warehouse = Warehouse(url=settings.warehouse_url)
     try:
-        echo("\nrows per table" + (f" ({days[0]} .. {days[-1]})" if days else "") + ":")
-        for name, spec in ALL_TABLES.items():
-            table = warehouse.table(spec)
-            query = sa.select(sa.func.count()).select_from(table)
-            if spec.partition_column and days and name != "rejections":
-                query = query.where(table.c[spec.partition_column].between(days[0], days[-1]))
-            echo(f"  {name:<28} {warehouse.scalar(query):>12,}")
-        rejections = warehouse.query(
-            sa.select(ALL_TABLES["rejections"].sql_table(sa.MetaData()).c.reason_code, sa.func.count().label("n"))
-            .group_by("reason_code").order_by(sa.desc("n"))
-        )
-        total = int(rejections["n"].sum()) if len(rejections) else 0
-        echo(f"\nrejected rows: {total:,}" + ("".join(f"\n  {r.reason_code:<28} {int(r.n):>12,}"
-                                                      for r in rejections.itertuples())))
+        _warehouse_summary(warehouse, days, echo)
+    except Exception as exc:  # noqa: BLE001 - the summary must reach the FAILED lines whatever the warehouse does
+        if log is not None:
+            log.exception(exc, "summary: reading the warehouse")
+        echo(f"\nwarehouse {warehouse.display_url} cannot be read: {cause_of(exc)}; rows and rejections are left "
+             "out (RETAIL_WAREHOUSE_URL; `retail-etl check` tries it)")
     finally:
         warehouse.dispose()
+    if no_data:
+        echo(f"\ndays in the range with no source data: {len(no_data)} ({_dates(no_data)})")
+    if early:
+        echo(f"\ndays skipped before RETAIL_PARTITION_START={settings.partition_start}: {len(early)} "
+             f"({_dates(early)}); set it earlier to load them")
     checks = [c for o in outcomes for c in o.failed_checks]
-    errors = sum(1 for c in checks if c.endswith("(ERROR)"))
+    errors = sum(1 for c in checks if _ERROR_CHECK.search(c))
     echo(f"\nfailed checks: {len(checks)} ({errors} ERROR, {len(checks) - errors} WARN)"
          + "".join(f"\n  {c}" for c in checks))
     failures = [f for o in outcomes for f in o.failures]
@@ -186,4 +287,5 @@ def summary(settings: Settings, days: list[date], outcomes: list[RunOutcome], ec
         echo("\nFAILED:" + "".join(f"\n  {f}" for f in failures))
     days_ok = sum(1 for o in outcomes if o.success and o.label not in ("reference", "marts"))
     echo(f"\ndays loaded: {days_ok} of {len(days)}")
-
+    if log is not None and log.used:
+        echo(f"details (Dagster's log, tracebacks): {log.path}")

@@ -1,0 +1,1 @@
+"""Reliability: concurrent runs, hostile inputs and misconfiguration, on real engines."""
