@@ -2,7 +2,9 @@
 
 ``schema_check`` turns a ``TableSpec`` into a blocking Dagster check: the frame an asset writes is validated by
 the table's pandera model, and a failure (severity ERROR) stops everything downstream. The failure counts per
-rule and a sample of failure cases travel as metadata, visible in the UI for each partition.
+rule and a sample of failure cases travel as metadata, visible in the UI for each partition. Every failed ERROR
+check also carries ``failed_rules`` (``FAILED_RULES``): one line naming each broken rule with a few failing values,
+which the command line prints.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from retail_assets.schemas.base import TableSpec
 SCHEMA_CHECK = "schema"
 RECONCILED_CHECK = "reconciled"
 MAX_SAMPLE = 10
+# Metadata key of every failed ERROR check: one line a person can read (the CLI prints it) naming each rule that
+# failed with a few of its failing values, e.g. "store_code str_matches('^[A-Za-z0-9_-]+$'): 'S0;DROP' (1 row)".
+FAILED_RULES = "failed_rules"
+_RULES_SHOWN = 5
+_VALUES_SHOWN = 3
+_PARTITIONS_SHOWN = 3
+_VALUE_CHARS = 40
 
 
 def schema_check_spec(spec: TableSpec, key: str | dg.AssetKey | None = None) -> dg.AssetCheckSpec:
@@ -108,12 +117,54 @@ def schema_result(spec: TableSpec, failures: pd.DataFrame | None, rows: int,
     meta["failure_count"] = int(counts["failures"].sum())
     meta["failures_by_rule"] = dg.MetadataValue.md(counts.to_markdown(index=False))
     meta["sample_failure_cases"] = dg.MetadataValue.md(failures.head(MAX_SAMPLE).to_markdown(index=False))
+    meta[FAILED_RULES] = failed_rules(failures, counts)
     return dg.AssetCheckResult(check_name=SCHEMA_CHECK, passed=False,
                                severity=dg.AssetCheckSeverity.ERROR, metadata=meta)
 
 
+def _raw(value: object) -> object:
+    """A metadata entry as given (str, int, ...), whether or not Dagster has wrapped it in a MetadataValue."""
+    return value.value if isinstance(value, dg.MetadataValue) else value
+
+
+def _value(text: object) -> str:
+    text = str(text)
+    return repr(text if len(text) <= _VALUE_CHARS else text[:_VALUE_CHARS] + "...")
+
+
+def failed_rules(failures: pd.DataFrame, counts: pd.DataFrame) -> str:
+    """``FAILED_RULES`` of a schema check: per broken rule (in the order of the failure cases) its column, its
+    name and a few failing values, with how many rows broke it; the rules past the first few are counted."""
+    total = {(r.column, r.check): int(r.failures) for r in counts.itertuples()}
+    parts = []
+    for (column, check), cases in failures.groupby(["column", "check"], sort=False):
+        values = list(dict.fromkeys(cases["failure_case"].astype(str)))
+        n = total.get((column, check), len(cases))
+        shown = ", ".join(_value(v) for v in values[:_VALUES_SHOWN]) + (", ..." if len(values) > _VALUES_SHOWN else "")
+        if check == "not_nullable":  # its failure cases are the missing values themselves
+            shown = "empty"
+        parts.append(f"{column} {check}: {shown} ({n} row{'s' if n != 1 else ''})")
+    more = len(parts) - _RULES_SHOWN
+    return "; ".join(parts[:_RULES_SHOWN]) + (f"; and {more} more rule{'s' if more != 1 else ''}" if more > 0 else "")
+
+
+def _described(result: dg.AssetCheckResult) -> str:
+    """``FAILED_RULES`` for a failed check made without one (a reconciliation): the check's name and its figures."""
+    meta = dict(result.metadata or {})
+    if "problems" in meta:
+        return f"{result.check_name}: {_raw(meta['problems'])}"
+    figures = []
+    for key, value in ((k, _raw(v)) for k, v in meta.items()):
+        if key not in ("partition", "partitions_checked", "partitions_failed") and isinstance(value, str | int | float):
+            figures.append(f"{key} {value}")
+    return f"{result.check_name}: " + (", ".join(figures) or "failed")
+
+
 def combine(results: Iterable[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]:
-    """One result per check name for a run over several partitions: the worst one, with partitions counted."""
+    """One result per check name for a run over several partitions: the worst one, with partitions counted.
+
+    A failed ERROR check carries ``FAILED_RULES``: its own, or one made from its figures, prefixed with the
+    partition when it names one (the rules of the first failed partitions, when several failed)."""
     by_name: dict[str, list[dg.AssetCheckResult]] = {}
     for r in results:
         by_name.setdefault(r.check_name or "", []).append(r)
@@ -121,10 +172,21 @@ def combine(results: Iterable[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]
     for group in by_name.values():
         failed = [r for r in group if not r.passed]
         pick = failed[0] if failed else group[-1]
+        meta = dict(pick.metadata or {})
         if len(group) > 1:
-            meta = dict(pick.metadata or {})
             meta["partitions_checked"] = len(group)
             meta["partitions_failed"] = len(failed)
+        errors = [r for r in failed if r.severity == dg.AssetCheckSeverity.ERROR]
+        if errors:
+            texts = []
+            for r in errors:
+                text = str(_raw((r.metadata or {}).get(FAILED_RULES)) or _described(r))
+                partition = _raw((r.metadata or {}).get("partition"))
+                texts.append(f"{partition}: {text}" if partition and len(group) > 1 else text)
+            more = len(texts) - _PARTITIONS_SHOWN
+            meta[FAILED_RULES] = " | ".join(texts[:_PARTITIONS_SHOWN]) + (
+                f" | and {more} more partition{'s' if more != 1 else ''}" if more > 0 else "")
+        if meta != dict(pick.metadata or {}):
             pick = dg.AssetCheckResult(check_name=pick.check_name, asset_key=pick.asset_key, passed=pick.passed,
                                        severity=pick.severity, metadata=meta)
         out.append(pick)

@@ -4,7 +4,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import pandas as pd
@@ -24,7 +23,7 @@ from retail_assets.checks import (
 from retail_assets.layouts import Layout
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import PosDropFolder, Warehouse
-from retail_assets.resources.pos_drop import DropFile, DropFolderUnavailable, FileDigest
+from retail_assets.resources.pos_drop import DropFile, DropFolderUnavailable
 from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_POS_INVENTORY, RAW_POS_SALES, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
@@ -49,56 +48,7 @@ from retail_assets.transforms.pos_parse import (
     parse_sales_files,
     reject_whole_file,
 )
-
-STORES_REQUIRED = ["store_code", "store_name", "city", "region", "country", "timezone", "pos_layout", "opened_on",
-                   "closed_on"]
-
-
-def _store_rejection(line: int, code: str, reason: str, record: str, run_id: str) -> dict[str, object]:
-    return {"business_date": pd.NaT, "asset": "raw_stores", "source_system": "pos", "source_ref": "stores.csv",
-            "source_key": f"line {line}", "reason_code": code, "reason": reason, "record": record, "run_id": run_id}
-
-
-def clean_stores(frame: pd.DataFrame, layouts: dict[str, Layout], run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """stores.csv rows that can be used, and the ones that cannot with the reason."""
-    missing = [c for c in STORES_REQUIRED if c not in frame.columns]
-    if missing:
-        raise ValueError(f"stores.csv lacks column(s) {', '.join(missing)}; the header must be "
-                         f"{','.join(STORES_REQUIRED)}")
-    frame = frame.copy()
-    frame["source_line"] = range(2, len(frame) + 2)
-    good, bad = [], []
-    seen: set[str] = set()
-    for row in frame.to_dict("records"):
-        code = row["store_code"].strip()
-        record = ",".join(str(row[c]) for c in STORES_REQUIRED)
-        problem = None
-        try:
-            ZoneInfo(row["timezone"].strip())
-        except (ZoneInfoNotFoundError, ValueError):
-            problem = ("timezone_invalid", f"timezone {row['timezone']!r} of store {code} is not an IANA name "
-                                           "such as America/New_York")
-        if not code:
-            problem = ("missing_value", "store_code is empty")
-        elif row["pos_layout"].strip() not in layouts:
-            problem = ("layout_unknown", f"store {code} names layout {row['pos_layout']!r}; known layouts: "
-                                         f"{', '.join(sorted(layouts))} (add a YAML file to RETAIL_POS_LAYOUTS_DIR)")
-        elif code in seen:
-            problem = ("duplicate_store", f"store {code} appears twice in stores.csv; the first row was kept")
-        for col in ("opened_on", "closed_on"):
-            value = row[col].strip()
-            if value and pd.isna(pd.to_datetime(value, format="%Y-%m-%d", errors="coerce")):
-                problem = problem or ("date_invalid", f"{col} {value!r} of store {code} is not YYYY-MM-DD")
-        if problem:
-            bad.append(_store_rejection(row["source_line"], problem[0], problem[1], record, run_id))
-            continue
-        seen.add(code)
-        good.append({**{c: (row[c].strip() or None) for c in STORES_REQUIRED}, "store_code": code,
-                     "source_line": row["source_line"], "run_id": run_id})
-    stores = pd.DataFrame(good, columns=[*STORES_REQUIRED, "source_line", "run_id"])
-    for col in ("opened_on", "closed_on"):
-        stores[col] = pd.to_datetime(stores[col], format="%Y-%m-%d")
-    return stores, pd.DataFrame(bad)
+from retail_assets.transforms.stores import clean_stores
 
 
 @dg.asset(
@@ -168,11 +118,15 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
 
     def copies(content: Content, status: str | None, reason: str | None = None
                ) -> Iterator[tuple[Chunks, dict[str, object]]]:
-        """The content's first copy with ``status`` (None: said by the caller), its others as duplicates of it."""
-        if status is not None:
+        """The content's first copy with ``status`` (None: said by the caller), its others as duplicates of it;
+        a file the carried ledger rows already stand for (a withdrawn one) is not listed twice."""
+        if status is not None and (content.first.path, content.content_hash) not in carried:
             yield (), entry(content.first, status, reason)
         for f in content.copies[1:]:
-            yield (), entry(f, "duplicate", f"same bytes as {content.first.path}; counted once")
+            if (f.path, content.content_hash) not in carried:
+                yield (), entry(f, "duplicate", f"same bytes as {content.first.path}; counted once")
+
+    carried: set[tuple[str, str]] = set()
 
     pending: dict[str | None, list[Content]] = {}
     for unit in sorted(set(units) | set(earlier), key=lambda u: (u is not None, u or "")):
@@ -180,20 +134,31 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
         loaded = [e for e in before if e["status"] == BOOKED]
         gone = {str(e["content_hash"]) for e in before if e["status"] == WITHDRAWN}
         plan.carried += [e for e in before if e["status"] == WITHDRAWN]
+        carried |= {(str(e["path"]), str(e["content_hash"])) for e in before if e["status"] == WITHDRAWN}
         present = units.get(unit, [])
         if names(withdraw, unit):
             note = (f"withdrawn by an operator in run {run_id[:8]}: these bytes are not booked again; a different "
                     "re-send is")
             plan.replaced += loaded
             plan.carried += [{**e, "status": WITHDRAWN, "reason": note, "rows_loaded": 0} for e in loaded]
+            carried |= {(str(e["path"]), str(e["content_hash"])) for e in loaded}
             for content in present:
-                if content.content_hash not in {str(e["content_hash"]) for e in loaded}:
-                    yield from copies(content, WITHDRAWN, note)
+                yield from copies(content, WITHDRAWN, note)
             continue
+        # Only what arrived after the booked file may replace it: an older export still in the folder (the booked
+        # re-send archived, or overwritten by a refused upload) never comes back.
+        newest_booked = max(((float(e["mtime"]), str(e["path"])) for e in loaded), default=None)
         tries = []
         for content in present:
-            if content.content_hash in gone:
+            digest = digests[content.first.path]
+            if digest.error_code:  # refused whatever its age: nobody can read it, and the sender should know
+                yield (), entry(content.first, "rejected", digest.error, 0)
+                yield from copies(content, None)
+            elif content.content_hash in gone:
                 yield from copies(content, WITHDRAWN, "these bytes were withdrawn by an operator; not booked again")
+            elif (newest_booked is not None and content.content_hash not in {str(e["content_hash"]) for e in loaded}
+                  and (content.latest.mtime, content.latest.path) < newest_booked):
+                yield from copies(content, "superseded", f"older than the booked {newest_booked[1]}, which stays")
             else:
                 tries.append(content)
         if tries:
@@ -209,7 +174,7 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
             f = content.first
             this_round.append(_Try(unit, content, FileContext(f.path, day, f.store_code, run_id, asset,
                                                               max_rejected_rate)))
-        for attempt, result in _parse_round(this_round, kind, layouts, pos_drop, digests, store_layout,
+        for attempt, result in _parse_round(this_round, kind, layouts, pos_drop, store_layout,
                                             chunk_bytes):
             unit, content, f = attempt.unit, attempt.content, attempt.content.first
             loaded = [e for e in earlier.get(unit, []) if e["status"] == BOOKED]
@@ -262,7 +227,7 @@ def _keep(plan: DayPlan, loaded: list[dict[str, object]], present: list[Content]
 
 
 def _parse_round(tries: list[_Try], kind: str, layouts: dict[str, Layout], pos_drop: PosDropFolder,
-                 digests: dict[str, FileDigest], store_layout: dict[str, str], chunk_bytes: int
+                 store_layout: dict[str, str], chunk_bytes: int
                  ) -> Iterator[tuple[_Try, "ParsedFile | StreamedFile"]]:  # noqa: F821
     """What each tried file holds: small sales files of one layout read together (``parse_sales_files``), a file
     larger than ``chunk_bytes`` streamed (``parse_stream``: its rows are read when its parts are)."""
@@ -278,9 +243,7 @@ def _parse_round(tries: list[_Try], kind: str, layouts: dict[str, Layout], pos_d
     for t in sorted(tries, key=lambda t: (t.content.first.layout, t.content.first.path)):
         f = t.content.first
         layout = layouts[f.layout]
-        digest = digests[f.path]
-        refused = (_unreadable(t.ctx, digest) if digest.error_code else
-                   _refuse(f, layout, t.ctx, kind, store_layout, lambda f=f: pos_drop.read_bytes(f.path)))
+        refused = _refuse(f, layout, t.ctx, kind, store_layout, lambda f=f: pos_drop.read_bytes(f.path))
         if refused is None and pos_drop.content_size(f) > chunk_bytes:
             from retail_assets.transforms.pos_parse import parse_stream
 
@@ -312,11 +275,6 @@ def _parts(result: "ParsedFile | StreamedFile") -> Chunks:  # noqa: F821
 
 def _row_count(result: "ParsedFile | StreamedFile") -> int:  # noqa: F821
     return result.rows if isinstance(result.rows, int) else len(result.rows)
-
-
-def _unreadable(ctx: FileContext, digest: FileDigest) -> ParsedFile:
-    """A file that cannot be read at all (a corrupt archive): refused with its reason, no line to quote."""
-    return reject_whole_file(ctx, "", str(digest.error_code), str(digest.error))
 
 
 def _refuse(f: DropFile, layout: Layout, ctx: FileContext, kind: str, store_layout: dict[str, str],
