@@ -57,6 +57,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_graph(start=args.start, end=args.end, log=args.log)
 
 
+def cmd_operator(args: argparse.Namespace) -> int:
+    """``accept`` or ``withdraw``: the day's run with the operator's tag for the stores named."""
+    from retail_assets.runner import run_graph
+    from retail_assets.transforms.pos_files import ACCEPT_TAG, WITHDRAW_TAG
+
+    tag = ACCEPT_TAG if args.command == "accept" else WITHDRAW_TAG
+    return run_graph(start=args.date, end=args.date, log=args.log, day_tags={tag: args.store})
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from retail_assets.preflight import FAIL, check_warehouse
     from retail_assets.report import write_report
@@ -87,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start", type=_date, help="first business day (default: the first with source data)")
     run.add_argument("--end", type=_date, help="last business day, inclusive (default: the last with data)")
     run.set_defaults(func=cmd_run)
+    for name, what in (("accept", "apply the held POS re-sends of the stores named (their booked lines go)"),
+                       ("withdraw", "remove the POS sales of the stores named for the day, on purpose; the same "
+                                    "files are not booked again")):
+        act = sub.add_parser(name, help=what, description=f"{what}. Runs the day through the Dagster instance with "
+                                                           "the operator's tag, so the act shows in the UI.")
+        act.add_argument("--date", type=_date, required=True, help="business day (YYYY-MM-DD)")
+        act.add_argument("--store", required=True, help="store code(s), comma-separated, or '*' for every store")
+        act.set_defaults(func=cmd_operator)
     report = sub.add_parser("report", help="write one self-contained HTML page of charts over the marts")
     report.add_argument("--out", default="report.html", help="file to write (default report.html)")
     report.set_defaults(func=cmd_report)

@@ -140,8 +140,10 @@ def _rows_written(result: dg.ExecuteInProcessResult) -> int:
     return total
 
 
-def run_graph(start: date | None = None, end: date | None = None, *, echo=print, log: LogFile | None = None) -> int:
-    """Check, materialise everything, print progress and the summary; 0 when every run and ERROR check passed."""
+def run_graph(start: date | None = None, end: date | None = None, *, echo=print, log: LogFile | None = None,
+              day_tags: Mapping[str, str] | None = None) -> int:
+    """Check, materialise everything, print progress and the summary; 0 when every run and ERROR check passed.
+    ``day_tags`` go on every day's run (an operator's act, e.g. ``retail/accept_held``)."""
     settings = load_settings()
     log = log or LogFile()
     checks = preflight.run_checks(settings)
@@ -192,7 +194,7 @@ def run_graph(start: date | None = None, end: date | None = None, *, echo=print,
     if result.success:
         for i, day in enumerate(days, 1):
             t0 = time.monotonic()
-            result = execute(DAILY_JOB, partition_key=day.isoformat())
+            result = execute(DAILY_JOB, partition_key=day.isoformat(), tags=dict(day_tags or {}))
             outcome = _outcome(day.isoformat(), result)
             outcomes.append(outcome)
             echo(f"[{i}/{len(days)}] {day} {'ok' if outcome.success else 'FAILED'}, {_rows_written(result):,} rows "
