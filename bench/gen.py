@@ -4,7 +4,8 @@ Vectorised with numpy and written with pyarrow's CSV writer: 10 million lines ta
 the drop folder ``<out>/pos_drop/`` (``stores.csv`` and ``sales/sales_<STORE>_<YYYYMMDD>.csv``, one file per store),
 ``<out>/online_store.db`` and ``<out>/crm.db`` (the catalog and loyalty cards fact_sales looks up, no online orders)
 and ``<out>/manifest.json``, and is deterministic for a seed. It does not use ``retail_assets.generator``: the
-benchmark must not move when the demo company does.
+benchmark must not move when the demo company does. With ``--stores 1`` the whole day is one file
+(``sales_S0001_<YYYYMMDD>.csv``): the one-file rows of ``run.py --one-file``.
 
 Dirt, kept at a realistic level (``bad_rate``, default 1 line in 2,000): the SKU as terminals print it (lower
 case, no dash, surrounding spaces), payment methods in mixed case, and a few lines that the platform rejects but a

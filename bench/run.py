@@ -2,6 +2,7 @@
 alternatives, against the limit of the database itself.
 
     .venv/bin/python bench/run.py [--lines 1000000] [--stores 200] [--runs 3] [--scales 1000000,3000000,10000000]
+                                  [--one-file 1000000,3000000,10000000] [--chunk-bytes N] [--skip-day]
                                   [--quick] [--only NAME,...] [--out bench/RESULTS.md]
 
 Every measurement runs in a fresh Python process (``--child``); the parent times nothing itself but reads the
@@ -99,6 +100,10 @@ BY_NAME = {m.name: m for m in MEASURES}
 SCALED = ["pg_copy_typed", "platform_raw", "platform_day", "platform_e2e", "duckdb_read_csv", "duckdb_platform_day"]
 QUICK = ["pg_copy_typed", "pandas_to_sql", "platform_raw", "platform_day", "platform_day_empty", "platform_day_history",
          "pg_floor", "platform_e2e", "duckdb_read_csv", "duckdb_platform_raw", "duckdb_floor"]
+ONE_FILE = ["pg_copy_typed", "platform_day", "duckdb_read_csv", "duckdb_platform_day"]  # the day in one sales file
+QUICK_ONE_FILE = ["platform_day", "duckdb_platform_day"]
+QUICK_ONE_FILE_LINES = 20_000
+QUICK_CHUNK_BYTES = 1 << 18  # the quick one-file day's file is read in several chunks
 
 
 # --- the measured work, one per child process ----------------------------------------------------------------------
@@ -719,7 +724,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is reported")
     parser.add_argument("--scales", default="", help="comma-separated line counts for the scaling table, e.g. "
                                                      "1000000,3000000,10000000 (one run each)")
-    parser.add_argument("--quick", action="store_true", help="20,000 lines, 20 stores, 1 run, no scaling: CI")
+    parser.add_argument("--one-file", default="", help="comma-separated line counts of a day whose lines are all in "
+                                                       "ONE sales file (one run each, in the scaling table)")
+    parser.add_argument("--chunk-bytes", type=int, default=0,
+                        help="RETAIL_POS_CHUNK_BYTES for the platform: a file larger is read in chunks of this size "
+                             "(default: the platform's own default)")
+    parser.add_argument("--skip-day", action="store_true",
+                        help="no business day of --lines: only the --scales and --one-file rows")
+    parser.add_argument("--quick", action="store_true",
+                        help="20,000 lines, 20 stores, 1 run, no scaling, a day of 20,000 lines in one file: CI")
     parser.add_argument("--only", default="", help="comma-separated measurement names (default: all)")
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
     parser.add_argument("--data-dir", type=Path, default=None, help="where to generate (default: a temp dir)")
@@ -739,6 +752,9 @@ def main() -> None:
         return
     if args.quick:
         args.lines, args.stores, args.runs, args.scales = 20_000, 20, 1, ""
+        args.one_file, args.chunk_bytes = str(QUICK_ONE_FILE_LINES), args.chunk_bytes or QUICK_CHUNK_BYTES
+    if args.chunk_bytes:
+        os.environ["RETAIL_POS_CHUNK_BYTES"] = str(args.chunk_bytes)  # the children's platform reads it
 
     import importlib.util
 
@@ -773,49 +789,72 @@ def main() -> None:
     started = datetime.now()
     log(f"machine: {machine()}")
     log(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    log(f"generating {args.lines:,} lines in {args.stores} store files for {DAY} under {root}")
-    t = time.perf_counter()
-    manifest = generate(root / f"day_{args.lines}", args.lines, args.stores, DAY)
-    log(f"  {manifest['files']} files, {manifest['bytes'] / 2**20:,.1f} MB in {time.perf_counter() - t:.1f} s")
     data = root / f"day_{args.lines}"
+    manifest = None
+    if not args.skip_day:
+        log(f"generating {args.lines:,} lines in {args.stores} store files for {DAY} under {root}")
+        t = time.perf_counter()
+        manifest = generate(data, args.lines, args.stores, DAY)
+        log(f"  {manifest['files']} files, {manifest['bytes'] / 2**20:,.1f} MB in {time.perf_counter() - t:.1f} s")
 
-    run_names = [n for n in names if n not in skipped]
+    run_names = [n for n in names if n not in skipped and not args.skip_day]
     outcomes = measure(run_names, data, args.lines, args.runs, args, workdir, log)
     by_name = {o.measure.name: o for o in outcomes}
     for n in names:
         if n in skipped:
             by_name[n] = Outcome(BY_NAME[n], args.lines, error=skipped[n])
-    ordered = [by_name[n] for n in names]
+    ordered = [by_name[n] for n in names if n in by_name]
     limits = {"postgres": by_name.get("pg_copy_typed", Outcome(BY_NAME["pg_copy_typed"], 0)).median,
               "duckdb": by_name.get("duckdb_read_csv", Outcome(BY_NAME["duckdb_read_csv"], 0)).median}
 
-    scale_rows: list[str] = []
+    def scale_rows(n_lines: int, stores: int, scale_names: list[str], label: str) -> list[str]:
+        """One run of each of ``scale_names`` on a day of ``n_lines`` lines in ``stores`` files."""
+        if n_lines == args.lines and stores == args.stores and not args.skip_day:
+            sdata = data
+        else:
+            sdata = root / f"day_{n_lines}_{stores}"
+            generate(sdata, n_lines, stores, DAY)
+        results = measure(scale_names, sdata, n_lines, 1, args, workdir, log)
+        base = {r.measure.engine: r.median for r in results if r.measure.role == "limit"}
+        out = []
+        for r in results:
+            if r.median is None:
+                if r.error and "fact_sales" not in (r.error or ""):
+                    out.append(f"| {label} | {r.measure.name} | - | - | {r.peak_mb or 0:,.0f} | - | {r.error} |")
+                continue
+            limit = base.get(r.measure.engine)
+            note = [f"{key} {r.extra[key]:,}" for key in ("rows", "rejected", "fact_rows") if key in r.extra
+                    and stores == 1]
+            note.append(f"cpu {r.extra.get('cpu_seconds', 0):.2f} s")
+            out.append(f"| {label} | {r.measure.name} | {r.median:.2f} | {n_lines / r.median:,.0f} | "
+                       f"{r.peak_mb:,.0f} | {f'{r.median / limit:.2f}x' if limit else '-'} | {'; '.join(note)} |")
+        if sdata != data and not args.data_dir:
+            shutil.rmtree(sdata, ignore_errors=True)
+        return out
+
+    scale_table: list[str] = []
     scales = [int(s) for s in args.scales.split(",") if s.strip()]
-    if scales:
-        scale_rows = ["| lines | measurement | seconds | lines/s | peak RSS MB | vs limit | note |",
-                      "|---:|---|---:|---:|---:|---:|---|"]
-        scale_names = [n for n in SCALED if n in names and n not in skipped]
-        for n_lines in scales:
-            log(f"scale {n_lines:,} lines")
-            if n_lines == args.lines:
-                sdata = data
-            else:
-                sdata = root / f"day_{n_lines}"
-                generate(sdata, n_lines, args.stores, DAY)
-            results = measure(scale_names, sdata, n_lines, 1, args, workdir, log)
-            base = {r.measure.engine: r.median for r in results if r.measure.role == "limit"}
-            for r in results:
-                if r.median is None:
-                    if r.error and "fact_sales" not in (r.error or ""):
-                        scale_rows.append(f"| {n_lines:,} | {r.measure.name} | - | - | "
-                                          f"{r.peak_mb or 0:,.0f} | - | {r.error} |")
-                    continue
-                limit = base.get(r.measure.engine)
-                scale_rows.append(f"| {n_lines:,} | {r.measure.name} | {r.median:.2f} | {n_lines / r.median:,.0f} | "
-                                  f"{r.peak_mb:,.0f} | {f'{r.median / limit:.2f}x' if limit else '-'} | "
-                                  f"cpu {r.extra.get('cpu_seconds', 0):.2f} s |")
-            if sdata != data and not args.data_dir:
-                shutil.rmtree(sdata, ignore_errors=True)
+    one_file = [int(s) for s in args.one_file.split(",") if s.strip()]
+    for n_lines in scales:
+        log(f"scale {n_lines:,} lines in {args.stores} files")
+        scale_table += scale_rows(n_lines, args.stores, [n for n in SCALED if n in names and n not in skipped],
+                                  f"{n_lines:,}")
+    one_names = [n for n in (QUICK_ONE_FILE if args.quick else ONE_FILE)
+                 if (n in names or (args.quick and not args.only)) and n not in skipped]
+    for n_lines in one_file:
+        log(f"scale {n_lines:,} lines in one file")
+        scale_table += scale_rows(n_lines, 1, one_names, f"{n_lines:,} (one file)")
+    if scale_table:
+        scale_table = ["| lines | measurement | seconds | lines/s | peak RSS MB | vs limit | note |",
+                       "|---:|---|---:|---:|---:|---:|---|", *scale_table]
+    if one_file:
+        from retail_assets.settings import DEFAULTS
+
+        chunk = int(os.environ.get("RETAIL_POS_CHUNK_BYTES", DEFAULTS["RETAIL_POS_CHUNK_BYTES"]))
+        scale_table += ["", f"`(one file)`: the day's lines all in one sales file of one store "
+                            f"(`sales_S0001_{DAY:%Y%m%d}.csv`), which the platform reads in chunks of {chunk:,} bytes "
+                            "(`RETAIL_POS_CHUNK_BYTES`); the note gives the day's raw rows, rejected lines and fact "
+                            "rows."]
 
     e2e = by_name.get("platform_day")
     e2e = e2e if e2e and e2e.median else by_name.get("platform_e2e")
@@ -830,6 +869,7 @@ def main() -> None:
         basis = f"{duck.measure.name if duck else 'duckdb_platform_raw'} vs duckdb_read_csv (no PostgreSQL)"
     ratio = numerator / copy if numerator and copy else float("nan")
 
+    command = f"command: `{' '.join(['bench/run.py', *sys.argv[1:]])}`"
     header = [
         "# POS load benchmark results",
         "",
@@ -838,12 +878,14 @@ def main() -> None:
         f"- load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other work shares this machine)",
         f"- PostgreSQL {pg_version(args.pg_url)} on {args.pg_url.split('@')[-1]}; {versions()}",
         f"- day {DAY}: N = {args.lines:,} lines in {manifest['files']} files ({manifest['bytes'] / 2**20:,.1f} MB),"
-        f" {args.runs} run(s) per measurement, median shown; command: `{' '.join(['bench/run.py', *sys.argv[1:]])}`",
+        f" {args.runs} run(s) per measurement, median shown; {command}" if manifest else
+        f"- day {DAY}: no business day of --lines measured (`--skip-day`); {command}",
+        "- end_to_end_vs_copy: none (no business day of --lines measured)" if args.skip_day else
         f"- end_to_end_vs_copy: {basis} / pg_copy_typed" if "vs duckdb" not in basis else f"- ratio: {basis}",
         "",
     ]
     table = main_table(ordered, limits, args.runs)
-    body = [*header, "## One business day", "", *table, ""]
+    body = [*header, *(["## One business day", "", *table, ""] if not args.skip_day else [])]
     for engine, floor_name, fixed_name, day_name in (
             ("postgres", "pg_floor", "platform_day_empty", "platform_day"),
             ("duckdb", "duckdb_floor", "duckdb_platform_day_empty", "duckdb_platform_day")):
@@ -858,8 +900,8 @@ def main() -> None:
                      + "; no line parsed, joined or checked in it."
                      + (f" `{day_name}` takes {day.median / bound:.2f}x this bound." if day and day.median else ""),
                      ""]
-    if scale_rows:
-        body += ["## Scaling (one run each)", "", *scale_rows, ""]
+    if scale_table:
+        body += ["## Scaling (one run each)", "", *scale_table, ""]
     text = "\n".join(body)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not args.quick or args.out != BENCH / "RESULTS.md":

@@ -1,7 +1,8 @@
 """The load benchmark still runs: ``bench/run.py --quick`` end to end, on the real PostgreSQL and DuckDB.
 
 A benchmark reports numbers, it does not pass or fail on them: this only checks that every measurement ran and
-that the report has its shape (the results table and the closing ``end_to_end_vs_copy=`` line).
+that the report has its shape (the results table, the rows of a day in one file, which the platform reads in chunks,
+and the closing ``end_to_end_vs_copy=`` line).
 """
 
 from __future__ import annotations
@@ -39,3 +40,14 @@ def test_quick_benchmark_prints_its_table_and_ratio(tmp_path: Path, pg_database:
                for line in lines), done.stdout[-3000:]
     assert "- end_to_end_vs_copy: platform_day / pg_copy_typed" in lines
     assert out.read_text().strip().splitlines()[-1] == lines[-1]
+    # the day in one file, read in chunks by the platform on either engine: every line of the file is a raw row or
+    # a rejected line, and the raw rows became facts
+    one_file = [re.fullmatch(r"\| ([\d,]+) \(one file\) \| (\w+) \| \d+\.\d\d \| [\d,]+ \| ([\d,]+) \| .* \| "
+                             r"rows ([\d,]+); rejected ([\d,]+); fact_rows ([\d,]+); cpu .*\|", line)
+                for line in lines if "(one file)" in line and line.startswith("|")]
+    assert [m.group(2) for m in one_file if m] == ["platform_day", "duckdb_platform_day"], done.stdout[-3000:]
+    for m in one_file:
+        size, _, peak, rows, rejected, facts = (int(g.replace(",", "")) if g[0].isdigit() else g for g in m.groups())
+        assert rows + rejected == size and rows > 0 and facts == rows and peak > 0, m.group(0)
+    assert any(line.startswith("`(one file)`: the day's lines all in one sales file") and "262,144 bytes" in line
+               for line in lines)

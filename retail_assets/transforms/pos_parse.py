@@ -2,18 +2,24 @@
 
 Pure: bytes in, frames out. A file-level problem (undecodable, unparseable, a required column missing, too many
 bad lines) rejects every line of the file with the same reason; otherwise each bad line is rejected on its own
-with the first rule it breaks, and the good lines go on.
+with the first rule it breaks, and the good lines go on. A file too large to hold is read in pieces by
+``parse_stream``, with the same result as ``parse_pos_file`` of the whole file (see the last section).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import io
+import itertools
+import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -49,6 +55,7 @@ class FileContext:
     run_id: str
     asset: str
     max_rejected_rate: float = 0.5
+    line_offset: int = 0  # added to every line number: the lines of the file before a piece of it (parse_stream)
 
 
 def _physical_lines(text: str) -> list[str]:
@@ -86,12 +93,20 @@ def _rejection_frame(day: date, ctxs: list[FileContext], line_numbers: list[int]
 
 def reject_whole_file(ctx: FileContext, text: str, code: str, reason: str) -> ParsedFile:
     """Every data line of the file rejected with one reason (header is line 1)."""
-    lines = _physical_lines(text)
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()][1:]
+    rej, lines, _ = _rejected_lines(ctx, text, code, reason, header=True)
+    return ParsedFile(rows=pd.DataFrame(), rejections=rej, lines=lines, file_error=reason, file_error_code=code)
+
+
+def _rejected_lines(ctx: FileContext, text: str, code: str, reason: str, header: bool
+                    ) -> tuple[pd.DataFrame, int, bool]:
+    """(rejections, their number, whether a header was passed over): every non-blank physical line of ``text``
+    rejected with one reason, numbered after ``ctx.line_offset``; with ``header`` the first one is the header."""
+    numbered = [(i + 1 + ctx.line_offset, line) for i, line in enumerate(_physical_lines(text)) if line.strip()]
+    passed = header and bool(numbered)
+    numbered = numbered[1:] if passed else numbered
     rej = _rejections(ctx, [n for n, _ in numbered], [code] * len(numbered), [reason] * len(numbered),
                       [line for _, line in numbered])
-    return ParsedFile(rows=pd.DataFrame(), rejections=rej, lines=len(numbered), file_error=reason,
-                      file_error_code=code)
+    return rej, len(numbered), passed
 
 
 def lossy_text(data: bytes, layout: Layout) -> str:
@@ -108,10 +123,13 @@ def decode(data: bytes, layout: Layout) -> tuple[str | None, str | None]:
     try:
         return data.decode(layout.encoding), None
     except UnicodeDecodeError as exc:
-        snippet = data[max(0, exc.start - 20): exc.end + 20]
-        return None, (f"cannot be decoded as {layout.encoding} (layout {layout.name}): byte 0x{data[exc.start]:02x} "
-                      f"at offset {exc.start} near {snippet!r}; re-export the file in {layout.encoding} or assign "
-                      "the store a layout with the right encoding")
+        return None, _undecodable(layout, data[exc.start], exc.start, data[max(0, exc.start - 20): exc.end + 20])
+
+
+def _undecodable(layout: Layout, byte: int, offset: int, snippet: bytes) -> str:
+    return (f"cannot be decoded as {layout.encoding} (layout {layout.name}): byte 0x{byte:02x} at offset {offset} "
+            f"near {snippet!r}; re-export the file in {layout.encoding} or assign the store a layout with the right "
+            "encoding")
 
 
 def read_table(text: str, layout: Layout) -> pd.DataFrame:
@@ -160,18 +178,26 @@ def parse_pos_file(data: bytes, layout: Layout, ctx: FileContext) -> ParsedFile:
     text, error = decode(data, layout)
     if text is None:
         return reject_whole_file(ctx, lossy_text(data, layout), "decode_error", f"file {ctx.path} {error}")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if layout.kind == "sales":
-        parsed = _parse_sales_arrow(text, layout, ctx)
+    return _parse_text(text[1:] if text.startswith("\ufeff") else text, layout, ctx)
+
+
+def _parse_error(ctx: FileContext, layout: Layout, message: str) -> str:
+    return f"file {ctx.path} cannot be parsed as {layout.name} (delimiter {layout.delimiter!r}): {message}"
+
+
+def _parse_text(text: str, layout: Layout, ctx: FileContext, piece: _Piece | None = None) -> ParsedFile:
+    """``parse_pos_file`` of the decoded text of a file, or of one ``piece`` of it (``parse_stream``)."""
+    if layout.kind == "sales" and (piece is None or piece.arrow):
+        parsed = _parse_sales_arrow(text, layout, ctx, piece)
         if parsed is not None:
             return parsed
     try:
         table = read_table(text, layout)
     except ValueError as exc:
         return reject_whole_file(ctx, text, "parse_error",
-                                 f"file {ctx.path} cannot be parsed as {layout.name} "
-                                 f"(delimiter {layout.delimiter!r}): {exc}")
+                                 _parse_error(ctx, layout, str(exc) if piece is None else piece.parser_says(exc)))
+    if piece is not None:  # pandas took the first columns as the index: the first record is wider than the header
+        piece.implicit_index = not isinstance(table.index, pd.RangeIndex)
     headers, extra, rejected = _check_headers(list(table.columns), layout, ctx, text)
     if rejected is not None:
         return rejected
@@ -184,22 +210,26 @@ def parse_pos_file(data: bytes, layout: Layout, ctx: FileContext) -> ParsedFile:
 
     lines = _physical_lines(text)
     numbered = [i + 1 for i, line in enumerate(lines) if line.strip()][1:]
-    if len(numbered) == len(table):
-        line_numbers = np.asarray(numbered, dtype="int64")
+    if piece is not None:
+        piece.numbered, piece.table_rows = len(numbered), len(table)
+    if len(numbered) == len(table) and not (piece is not None and piece.rows_in_order):
+        line_numbers = np.asarray(numbered, dtype="int64") + ctx.line_offset
         records = pd.Series([lines[n - 1] for n in numbered], index=table.index, dtype="string")
     else:  # quoted line breaks inside a cell: fall back to row order, records rebuilt from the cells
-        line_numbers = np.arange(2, len(table) + 2, dtype="int64")
+        line_numbers = np.arange(2, len(table) + 2, dtype="int64") + ctx.line_offset
         records = table.astype("string").agg(layout.delimiter.join, axis=1)
 
     if layout.kind == "sales":
-        rows, reason_code, reason = _sales(table, layout, ctx, col, headers)
+        rows, reason_code, reason = _sales(table, layout, ctx, col, headers, piece)
     else:
-        rows, reason_code, reason = _inventory(table, layout, ctx, col, headers)
+        rows, reason_code, reason = _inventory(table, layout, ctx, col, headers, piece)
     rows["source_file"] = ctx.path
     rows["source_line"] = line_numbers
     rows["run_id"] = ctx.run_id
 
     bad = reason_code.notna()
+    if piece is not None:
+        piece.bad = bad.to_numpy(dtype=bool)
     n_bad = int(bad.sum())
     if len(table) and n_bad / len(table) > ctx.max_rejected_rate:
         sample = reason_code[bad].value_counts().head(3).to_dict()
@@ -226,8 +256,8 @@ class _Rules:
             self.reason[new] = reason[new] if isinstance(reason, pd.Series) else reason
 
 
-def _sales(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, headers) -> tuple[pd.DataFrame, pd.Series,
-                                                                                        pd.Series]:
+def _sales(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, headers, piece: _Piece | None = None
+           ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     rules = _Rules(table.index)
     receipt = col("receipt_id")
     sku = col("sku")
@@ -238,9 +268,14 @@ def _sales(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, headers) 
         line_raw = col("line_no")
         line_ok = line_raw.str.fullmatch(r"\d+").fillna(False)
         line_no = pd.to_numeric(line_raw.where(line_ok), errors="coerce")
+        if piece is not None:  # typed as the whole file types it (a number past int64 anywhere makes it wider)
+            piece.line_type = str(line_no.dtype) if line_no.notna().any() else None
+            line_no = line_no.astype(piece.line_type_of_file) if piece.line_type_of_file else line_no
         rules.add(~line_ok | (line_no < 1), "line_no_invalid", "line_no '" + line_raw + "' is not a whole number >= 1")
     else:  # the layout has no line numbers: number the lines of each receipt in file order
         line_no = table.groupby(receipt, sort=False).cumcount() + 1
+        if piece is not None:  # and after its lines in the file's earlier pieces
+            line_no = line_no + piece.receipt_lines(receipt)
 
     qty_raw = col("quantity")
     qty_ok = qty_raw.str.fullmatch(r"[+-]?\d+").fillna(False)
@@ -295,6 +330,8 @@ def _sales(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, headers) 
         rules.add(store == "", "missing_value", "the store column is empty")
 
     dup = pd.DataFrame({"s": store, "r": receipt, "l": line_no}).duplicated(keep="first")
+    if piece is not None and "line_no" in layout.columns:  # or a line of the file's earlier pieces
+        dup = dup | piece.seen_before(store if layout.store_from == "column" else None, receipt, _line_keys(line_no))
     rules.add(dup & rules.code.isna(), "duplicate_line",
               "receipt " + receipt + " line " + line_no.astype("string").fillna("?")
               + " appears more than once in the file; the first occurrence was kept")
@@ -322,8 +359,20 @@ def _sales(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, headers) 
     return rows, rules.code, rules.reason
 
 
-def _inventory(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, headers) -> tuple[pd.DataFrame, pd.Series,
-                                                                                            pd.Series]:
+def _line_keys(line_no: pd.Series) -> np.ndarray:
+    """Line numbers as keys, as the Arrow path has them: the number, -1 when missing; one past 2**62 (pandas types
+    the column UInt64 or Float64 once one is past int64) by the bits of its float, whatever the column's type."""
+    kind = line_no.dtype.kind
+    raw = line_no.to_numpy(dtype={"i": "int64", "u": "uint64"}.get(kind, "float64"), na_value=0)
+    fits = (raw < 2**62) if kind == "u" else (np.abs(raw) < 2**62)
+    keys = np.where(fits, raw, 0).astype(np.int64)
+    keys[~fits] = raw[~fits].astype(np.float64).view(np.int64)
+    keys[line_no.isna().to_numpy()] = -1
+    return keys
+
+
+def _inventory(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, headers, piece: _Piece | None = None
+               ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     rules = _Rules(table.index)
     sku = col("sku")
     norm = normalise_sku(sku)
@@ -339,6 +388,8 @@ def _inventory(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, heade
         rules.add(counted.isna() & (raw != ""), "counted_at_invalid",
                   "counted_at '" + raw + f"' does not match the format {layout.counted_at.format}")
     dup = norm.duplicated(keep="last") & norm.notna()
+    if piece is not None:  # or counted again in a later piece of the file
+        dup = dup | piece.counted_later(norm)
     rules.add(dup, "duplicate_line", "sku " + sku + " is counted again further down; the last count was kept")
     ok = rules.code.isna()
     rows = pd.DataFrame({
@@ -672,13 +723,16 @@ def _quoted(prefix: str, raw: pa.Array, suffix: str) -> Callable[[np.ndarray], l
     return lambda rows: [f"{prefix}{v}{suffix}" for v in raw.take(pa.array(rows)).to_pylist()]
 
 
-def _parse_sales_arrow(text: str, layout: Layout, ctx: FileContext) -> ParsedFile | None:
-    """``parse_pos_file`` for a sales file, or None when the reference path must read it."""
-    parsed = _parse_sales_batch([(text, ctx)], layout)
+def _parse_sales_arrow(text: str, layout: Layout, ctx: FileContext, piece: _Piece | None = None
+                       ) -> ParsedFile | None:
+    """``parse_pos_file`` for a sales file (or a piece of one), or None when the reference path must read it."""
+    parsed = (_parse_sales_batch([(text, ctx)], layout) if piece is None
+              else _parse_sales_batch([(text, ctx)], layout, piece))
     return None if parsed is None else parsed[0]
 
 
-def _parse_sales_batch(files: list[tuple[str, FileContext]], layout: Layout) -> list[ParsedFile] | None:
+def _parse_sales_batch(files: list[tuple[str, FileContext]], layout: Layout, piece: _Piece | None = None
+                       ) -> list[ParsedFile] | None:
     """``_parse_sales_arrow`` for several decoded files of one layout and business day whose headers are written
     alike, read as one CSV and checked in one pass, or None when one of them must go through another path."""
     names = _header_names(files[0][0], layout)
@@ -702,7 +756,7 @@ def _parse_sales_batch(files: list[tuple[str, FileContext]], layout: Layout) -> 
         if table.num_rows != counts.sum():  # blank lines or line breaks inside cells
             return None
         return _sales_arrow([text for text, _ in files], [ctx for _, ctx in files], counts, table, layout, headers,
-                            extra)
+                            extra, piece)
     except (_NotSame, pa.ArrowException):
         return None
 
@@ -740,7 +794,7 @@ def _per_file(values: list[str | None], file_of: np.ndarray) -> pa.Array:
 
 
 def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, table: pa.Table, layout: Layout,
-                 headers: dict, extra: list[str]) -> list[ParsedFile]:
+                 headers: dict, extra: list[str], piece: _Piece | None = None) -> list[ParsedFile]:
     """The rules over the lines of one or more files (``counts`` lines each, in ``table`` one after the other)."""
     n = table.num_rows
     files = len(ctxs)
@@ -772,6 +826,8 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
         line_key = np.where(line_ok, line_no + 1, 0)  # unreadable numbers are one key, as for duplicated()
     else:  # the layout has no line numbers: number the lines of each receipt in file order
         line_no = _cumcount(_codes(receipt) * files + file_of) + 1
+        if piece is not None:  # and after its lines in the file's earlier pieces
+            line_no = line_no + piece.receipt_lines(receipt)
         line_key = line_no
 
     qty_raw = col("quantity")
@@ -824,7 +880,11 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
         store = raw_column(layout.store_value)
         rules.add(_np(pc.equal(store, "")), "missing_value", "the store column is empty")
         keys.insert(1, _codes(store))
-    rules.add(_seen_before(keys), "duplicate_line", lambda rows: [
+    seen = _seen_before(keys)
+    if piece is not None and "line_no" in layout.columns:  # or a line of the file's earlier pieces
+        seen |= piece.seen_before(store if layout.store_from == "column" else None, receipt,
+                                  np.where(line_ok, line_no, -1))
+    rules.add(seen, "duplicate_line", lambda rows: [
         f"receipt {r} line {line} appears more than once in the file; the first occurrence was kept"
         for r, line in zip(receipt.take(pa.array(rows)).to_pylist(), line_no[rows].tolist(), strict=True)])
 
@@ -835,6 +895,12 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
     rules.add(_np(pc.is_null(sku_norm)), "missing_value", "sku has no letters or digits")
 
     good = rules.free
+    if piece is not None:
+        piece.bad, piece.numbered, piece.table_rows = ~good, n, n
+        if piece.count_only:
+            return [ParsedFile(rows=pd.DataFrame(index=pd.RangeIndex(int(good.sum()))),
+                               rejections=pd.DataFrame({"reason_code": rules.code[~good]}), lines=n,
+                               extra_columns=extra)]
     verdicts: list[ParsedFile | None] = [None] * files
     bad_in_file = np.bincount(file_of[~good], minlength=files)
     for f in np.flatnonzero(bad_in_file / counts > np.array([ctx.max_rejected_rate for ctx in ctxs])):
@@ -851,7 +917,8 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
     bad_rows = np.flatnonzero(~good & ~whole)
     good = good & ~whole
 
-    line_numbers = np.arange(n, dtype=np.int64) - starts[file_of] + 2
+    offsets = np.array([ctx.line_offset for ctx in ctxs], dtype=np.int64)
+    line_numbers = np.arange(n, dtype=np.int64) - starts[file_of] + 2 + offsets[file_of]
     bad_files = file_of[bad_rows]
     records: list[str] = []
     for f in np.unique(bad_files):
@@ -914,3 +981,719 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
         out.append(ParsedFile(rows=rows.iloc[rows_from: row_ends[f]].reset_index(drop=True),
                               rejections=file_rejections, lines=int(counts[f]), extra_columns=extra))
     return out
+
+
+# --- Files too large to hold: parse_stream --------------------------------------------------------------------------
+# A file is read twice, a chunk at a time. The first read finds what only the whole file can say (is it decodable,
+# its verdict, its lines and rows, which lines repeat a key of an earlier chunk); the second parses each chunk again
+# and hands over its rows and rejections. A chunk ends where a CSV record ends (a line break outside quotes, as
+# pandas' tokenizer reads it) and is parsed by the functions above with the header in front of it, its line numbers
+# moved by the lines before it. What crosses chunks is decided by the first read over the whole file: the bad-line
+# rate, the most common reasons, the numbering (physical lines, or rows in order when cells hold line breaks),
+# duplicate keys, the lines of a receipt in earlier chunks, a sku counted again further down, the parser's line
+# numbers in its messages. Keys are compared by two independent hashes, 64 and 32 bits (12 bytes a line, kept only
+# during the first read): two different keys are taken for one only when both hashes collide.
+# Three malformed shapes are parsed whole instead (the result is then parse_pos_file's by construction): a first
+# record wider than the header (pandas then takes its first cells as the index), a header that is not one line
+# str.strip calls non-blank, and a file whose line counts only balance over the whole file (cells with line breaks
+# and lines pandas reads but str.strip calls blank).
+
+_HASH_KEYS = ("pos-key-hash-one", "pos-key-hash-two")  # siphash keys of pandas' hash_array (16 bytes each)
+_SALTS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03))
+_NOT_A_VALUE = "\x00"  # stands for a missing value in a hashed key: decoded text never holds NUL (see decode)
+
+
+@dataclass
+class StreamedFile:
+    """What became of a file read in chunks: what ``parse_pos_file`` of the whole file would say of it, and its rows
+    and rejections chunk by chunk (``parts``)."""
+
+    lines: int  # data lines of the whole file, as ParsedFile.lines says
+    rows: int  # valid rows the file books (0 when it is refused as a whole)
+    file_error: str | None
+    file_error_code: str | None
+    extra_columns: list[str]
+    _parts: Callable[[], Iterator[ParsedFile]] = field(repr=False, default=lambda: iter(()))
+
+    def parts(self) -> Iterator[ParsedFile]:
+        """Each chunk's rows and rejections, in file order (the file is read again); of a file refused as a whole,
+        its rejected lines and no rows. Their concatenation is the rows and rejections of ``parse_pos_file``."""
+        return self._parts()
+
+
+def parse_stream(open_stream: Callable[[], BinaryIO], layout: Layout, ctx: FileContext, chunk_bytes: int
+                 ) -> StreamedFile:
+    """``parse_pos_file`` of a file read ``chunk_bytes`` at a time: memory bounded by the chunk, not the file.
+
+    ``open_stream()`` gives a fresh binary stream of the file's bytes (gunzipped) and is called once for this read
+    and once each time ``parts()`` is iterated; a file of at most one chunk is read once, and parsed whole. A file
+    whose bytes differ between the reads fails its second read with RuntimeError."""
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be at least 1, not {chunk_bytes}")
+    return _Streamed(open_stream, layout, ctx, chunk_bytes).first_read()
+
+
+def _nonblank(text: str) -> int:
+    return sum(1 for line in _physical_lines(text) if line.strip())
+
+
+def _breaks(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _last_break(text: str, final: bool) -> int:
+    """Where the text after the last line break starts (0 without one); a \\r at the very end may be half of a \\r\\n
+    whose \\n is still to come, unless ``final``."""
+    at = max(text.rfind("\n"), text.rfind("\r"))
+    if at == len(text) - 1 and text.endswith("\r") and not final:
+        at = max(text.rfind("\n", 0, at), text.rfind("\r", 0, at))
+    return at + 1
+
+
+def _line_pieces(texts: Iterable[str], size: int) -> Iterator[str]:
+    """The concatenated ``texts`` in pieces of about ``size`` characters that end with a line break (the last one
+    may not)."""
+    buf = ""
+    for text in texts:
+        buf += text
+        if len(buf) >= size:
+            cut = _last_break(buf, False)
+            if cut:
+                yield buf[:cut]
+                buf = buf[cut:]
+    if buf:
+        yield buf
+
+
+def _quote_flips(data: bytes, arr: np.ndarray, quotes: np.ndarray, delimiter: int) -> np.ndarray | None:
+    """Which of the ``quotes`` (positions in ``data``, read from the start of a record) open or close a quoted cell
+    as pandas' tokenizer reads them (a quote opens a cell only at its start; inside one, a doubled quote is a quote);
+    None when every quote opens a cell, closes one or is half of a doubled one: then the parity of the quotes before
+    a point says whether it is inside a cell."""
+    n, m = len(arr), len(quotes)
+    prev = arr[np.maximum(quotes - 1, 0)]
+    after = arr[np.minimum(quotes + 1, n - 1)]
+    starts = (quotes == 0) | (prev == delimiter) | (prev == 10) | (prev == 13)
+    ends = (quotes == n - 1) | (after == delimiter) | (after == 10) | (after == 13)
+    doubled = quotes[1:] == quotes[:-1] + 1
+    even = np.arange(m) % 2 == 0
+    if np.where(even, starts | np.r_[False, doubled], ends | np.r_[doubled, False]).all():
+        return None
+    flips = np.zeros(m, dtype=bool)  # a quote inside a cell that pandas reads as a character: follow it quote by quote
+    inside, i, at = False, 0, quotes.tolist()
+    while i < m:
+        p = at[i]
+        if not inside:
+            if p == 0 or data[p - 1] in (delimiter, 10, 13):
+                inside = flips[i] = True
+            i += 1
+        elif p + 1 < n and data[p + 1] == 34:  # a doubled quote: the next quote is at p + 1
+            i += 2
+        else:
+            inside, flips[i] = False, True
+            i += 1
+    return flips
+
+
+def _record_ends(data: bytes, delimiter: int | None, final: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """(where each line break of ``data`` ends, whether it is outside quotes), reading ``data`` from the start of a
+    record; None when quotes are present and the delimiter is not one byte (no safe place to cut)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    n = len(arr)
+    marks = np.flatnonzero((arr == 10) | (arr == 13))
+    if len(marks):  # the \r of a \r\n is not a break of its own; a last \r may be one only at the end of the file
+        nxt = arr[np.minimum(marks + 1, n - 1)]
+        marks = marks[(arr[marks] == 10) | ((marks + 1 < n) & (nxt != 10)) | ((marks + 1 == n) & final)]
+    quotes = np.flatnonzero(arr == 34)
+    if not len(quotes):
+        return marks + 1, np.ones(len(marks), dtype=bool)
+    if delimiter is None:
+        return None
+    flips = _quote_flips(data, arr, quotes, delimiter)
+    before = np.searchsorted(quotes, marks)
+    if flips is not None:
+        before = np.r_[0, np.cumsum(flips)][before]
+    return marks + 1, before % 2 == 0
+
+
+def _first_record_end(text: str, delimiter: int | None, final: bool) -> tuple[int, int, int, int] | None:
+    """(where the line of the first record of ``text`` starts, where the record ends, the line breaks and the line
+    breaks outside quotes up to there), ``text`` read from the start of a record and pandas' blank lines skipped;
+    None when the record does not end in ``text``. Looks at a prefix of ``text`` that grows until it finds it."""
+    size = 1 << 16
+    while True:
+        part = text[:size]
+        data = part.encode("utf-8")
+        found = _record_ends(data, delimiter, final and len(part) == len(text))
+        if found is None:
+            return None
+        ends, outside = found
+        arr = np.frombuffer(data, dtype=np.uint8)
+        text_at = np.flatnonzero(~np.isin(arr, [*(b for b in (32, 9) if b != delimiter), 10, 13]))[:1]
+        cuts = ends[outside & (ends > text_at[0])] if len(text_at) else ends[:0]
+        if len(cuts):
+            end = int(cuts[0])
+            start = int(np.r_[0, ends][np.searchsorted(ends, text_at[0], side="right")])
+            return (len(data[:start].decode("utf-8")), len(data[:end].decode("utf-8")),
+                    int(np.count_nonzero(ends <= end)), int(np.count_nonzero(outside & (ends <= end))))
+        if len(part) == len(text):
+            return None
+        size *= 4
+
+
+@dataclass
+class _Chunk:
+    text: str
+    physical: int  # line breaks in it
+    parser: int  # line breaks outside quotes: the lines pandas counts
+
+
+class _Records:
+    """Text fed block by block, handed back in chunks of about ``size`` characters, each ending where a record ends;
+    the first one holds the header record and at least one line after it."""
+
+    def __init__(self, delimiter: str, size: int):
+        encoded = delimiter.encode("utf-8")
+        self.delimiter = encoded[0] if len(encoded) == 1 else None
+        self.size, self.buf, self.next_try = size, "", size
+        self.header: str | None = None  # the text up to the end of the header record
+        self.header_physical = self.header_parser = 0
+
+    def feed(self, text: str) -> list[_Chunk]:
+        self.buf += text
+        if len(self.buf) < self.next_try:
+            return []
+        chunk = self._split()
+        self.next_try = self.size if chunk else 2 * len(self.buf)  # a long quoted cell: look again when it doubled
+        return [chunk] if chunk else []
+
+    def finish(self) -> list[_Chunk]:
+        text, self.buf = self.buf, ""
+        return [_Chunk(text, _breaks(text), _breaks(text))] if text else []
+
+    def rest(self) -> str:
+        text, self.buf = self.buf, ""
+        return text
+
+    def _split(self) -> _Chunk | None:
+        buf = self.buf
+        header = None
+        if self.header is None:  # the first chunk: after the header record and one more line at least
+            header = _first_record_end(buf, self.delimiter, False)
+            if header is None:
+                return None
+        after = header[1] if header else 0
+        if '"' not in buf:
+            cut = _last_break(buf, False)
+            if cut <= after:
+                return None
+            count = _breaks(buf[:cut])
+            chunk = _Chunk(buf[:cut], count, count)
+        else:
+            data = buf.encode("utf-8")
+            found = _record_ends(data, self.delimiter, False)
+            if found is None:
+                return None
+            ends, outside = found
+            cuts = ends[outside]
+            if not len(cuts) or cuts[-1] <= len(buf[:after].encode("utf-8")):
+                return None
+            cut = int(cuts[-1])
+            chunk = _Chunk(data[:cut].decode("utf-8"), int(np.count_nonzero(ends <= cut)),
+                           int(np.count_nonzero(outside & (ends <= cut))))
+        if header:
+            self.header, self.header_physical, self.header_parser = buf[: header[1]], header[2], header[3]
+        self.buf = buf[len(chunk.text):]
+        return chunk
+
+
+def _words(values: pa.Array | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's index into the distinct values, the distinct values as Python strings)."""
+    if isinstance(values, pd.Series):
+        values = pa.array(values.to_numpy(dtype=object, na_value=None), _TEXT)
+    encoded = pc.dictionary_encode(pc.fill_null(values, _NOT_A_VALUE))
+    return _np(encoded.indices), encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijection of uint64 that spreads every bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _key_hashes(parts: list[pa.Array | pd.Series | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent hashes (64 and 32 bits) of each row's key: text columns and int64 columns."""
+    texts = [None if isinstance(part, np.ndarray) else _words(part) for part in parts]
+    halves = []
+    for key, salt in zip(_HASH_KEYS, _SALTS, strict=True):
+        h = np.full(len(parts[0]), salt, dtype=np.uint64)
+        for part, text in zip(parts, texts, strict=True):
+            if text is None:
+                value = _mix(part.astype(np.int64).view(np.uint64) + salt)
+            else:
+                value = pd.util.hash_array(text[1], hash_key=key, categorize=False)[text[0]]
+            h = _mix(h ^ value)
+        halves.append(h)
+    return halves[0], (halves[1] >> np.uint64(32)).astype(np.uint32)
+
+
+def _run(h1: np.ndarray, h2: np.ndarray, counts: np.ndarray | None) -> tuple:
+    """Keys sorted by (h1, h2), each once, with its count summed."""
+    order = np.argsort(h1, kind="stable")  # runs merged are sorted already: linear
+    a1, a2 = h1[order], h2[order]
+    tie = a1[1:] == a1[:-1]
+    if tie.any() and (a2[1:][tie] < a2[:-1][tie]).any():  # one 64-bit hash for two keys: sort the pairs
+        order = np.lexsort((h2, h1))
+        a1, a2 = h1[order], h2[order]
+    first = np.flatnonzero(np.r_[True, (a1[1:] != a1[:-1]) | (a2[1:] != a2[:-1])])
+    summed = None if counts is None else np.add.reduceat(counts[order], first) if len(first) else counts[:0]
+    return a1[first], a2[first], summed
+
+
+class _KeyCounts:
+    """Keys (by their two hashes) seen so far, with how often, in sorted runs merged as they grow."""
+
+    MAX_RUN = 1 << 22  # keys a run holds at most: merging larger runs would cost more memory than lookups save
+
+    def __init__(self, counted: bool):
+        self.counted = counted
+        self.runs: list[tuple] = []
+
+    def add(self, h1: np.ndarray, h2: np.ndarray, counts: np.ndarray | None = None) -> None:
+        if not len(h1):
+            return
+        self.runs.append(_run(h1, h2, counts if counts is not None or not self.counted
+                                 else np.ones(len(h1), dtype=np.int64)))
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]) \
+                and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= self.MAX_RUN:
+            b, a = self.runs.pop(), self.runs.pop()
+            self.runs.append(_run(np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]),
+                                  None if a[2] is None else np.concatenate([a[2], b[2]])))
+
+    def get(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        """How often each key was added (int64)."""
+        total = np.zeros(len(h1), dtype=np.int64)
+        if not len(h1) or not self.runs:
+            return total
+        order = np.argsort(h1)
+        q1, q2 = h1[order], h2[order]
+        found = np.zeros(len(h1), dtype=np.int64)
+        for r1, r2, rc in self.runs:
+            at = np.searchsorted(r1, q1)
+            at_c = np.minimum(at, len(r1) - 1)
+            same = (at < len(r1)) & (r1[at_c] == q1)
+            exact = same & (r2[at_c] == q2)
+            found[exact] += 1 if rc is None else rc[at_c[exact]]
+            for i in np.flatnonzero(same & ~exact).tolist():  # another key with the same 64-bit hash: look on
+                j = int(at[i]) + 1
+                while j < len(r1) and r1[j] == q1[i]:
+                    if r2[j] == q2[i]:
+                        found[i] += 1 if rc is None else rc[j]
+                        break
+                    j += 1
+        total[order] = found
+        return total
+
+
+class _Across:
+    """What the chunks of one file must know of each other. The first read finds it chunk by chunk, in file order;
+    the second read replays what the first found (``replay``): a few row numbers a chunk."""
+
+    def __init__(self):
+        self.replay = False
+        self.keys = _KeyCounts(counted=False)  # (store,) receipt and line of every line so far
+        self.receipts = _KeyCounts(counted=True)  # lines of each receipt so far (layouts without line numbers)
+        self.repeats: dict[int, np.ndarray] = {}  # rows repeating a key of an earlier chunk
+        self.receipt_before: dict[int, _KeyCounts] = {}  # per chunk: lines its receipts had in earlier chunks
+        self.stock: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per chunk: sku hashes, not empty
+        self.counted_again: dict[int, np.ndarray] = {}  # rows whose sku is counted again in a later chunk
+        self._answer: dict[tuple[str, int], np.ndarray] = {}  # a chunk read by Arrow, then again by pandas
+
+    def start_replay(self) -> None:
+        self.replay, self._answer = True, {}
+
+    def _once(self, what: str, chunk: int, find: Callable[[], np.ndarray]) -> np.ndarray:
+        if (what, chunk) not in self._answer:
+            self._answer = {(what, chunk): find()}
+        return self._answer[(what, chunk)]
+
+    def seen_before(self, chunk: int, store, receipt, line: np.ndarray) -> np.ndarray:
+        def find() -> np.ndarray:
+            if self.replay:
+                out = np.zeros(len(line), dtype=bool)
+                out[self.repeats.get(chunk, [])] = True
+                return out
+            h1, h2 = _key_hashes([p for p in (store, receipt, line) if p is not None])
+            out = self.keys.get(h1, h2) > 0
+            self.keys.add(h1, h2)
+            if out.any():
+                self.repeats[chunk] = np.flatnonzero(out)
+            return out
+        return self._once("key", chunk, find)
+
+    def receipt_lines(self, chunk: int, receipt) -> np.ndarray:
+        def find() -> np.ndarray:
+            values = pa.array(receipt.to_numpy(dtype=object), _TEXT) if isinstance(receipt, pd.Series) else receipt
+            encoded = pc.dictionary_encode(values)
+            h1, h2 = _key_hashes([encoded.dictionary])
+            codes = _np(encoded.indices).astype(np.int64)
+            if self.replay:
+                before = self.receipt_before.get(chunk)
+                earlier = before.get(h1, h2) if before is not None else np.zeros(len(h1), dtype=np.int64)
+            else:
+                earlier = self.receipts.get(h1, h2)
+                self.receipts.add(h1, h2, np.bincount(codes, minlength=len(h1)).astype(np.int64))
+                if earlier.any():
+                    before = self.receipt_before[chunk] = _KeyCounts(counted=True)
+                    before.add(h1[earlier > 0], h2[earlier > 0], earlier[earlier > 0])
+            return earlier[codes]
+        return self._once("receipt", chunk, find)
+
+    def counted_later(self, chunk: int, norm: pd.Series) -> np.ndarray:
+        out = np.zeros(len(norm), dtype=bool)
+        if self.replay:
+            out[self.counted_again.get(chunk, [])] = True
+        else:  # known once the file has been read: see counted_again_rows
+            self.stock[chunk] = (*_key_hashes([norm]), norm.notna().to_numpy())
+        return out
+
+    def counted_again_rows(self, bad: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """After the first read: per chunk, the rows a later chunk counts again, and of them those no other rule
+        refused (they become duplicate lines)."""
+        later = _KeyCounts(counted=False)
+        newly = {}
+        for chunk in sorted(self.stock, reverse=True):
+            h1, h2, present = self.stock.pop(chunk)
+            again = (later.get(h1, h2) > 0) & present
+            later.add(h1[present], h2[present])
+            if again.any():
+                self.counted_again[chunk] = np.flatnonzero(again)
+                newly[chunk] = np.flatnonzero(again & ~bad[chunk])
+        return newly
+
+
+@dataclass
+class _Piece:
+    """How one chunk of a file is read so that it says what the whole file says of its lines, and what was seen."""
+
+    index: int
+    across: _Across
+    parser_offset: int = 0  # lines pandas counts before the chunk's data in the file, minus those of the header
+    arrow: bool = True  # the Arrow path may read it (not when the file numbers its rows in order)
+    rows_in_order: bool = False  # number the rows in order and rebuild records from the cells, as the whole file does
+    line_type_of_file: str | None = None  # the type of the whole file's line numbers, when wider than Int64
+    count_only: bool = True  # the first read: the Arrow path leaves rows unbuilt (an index as long) and rejections
+    # (their reason codes only); the pandas path builds both anyway
+    # what the parse saw
+    numbered: int = 0  # non-blank physical lines after the header
+    table_rows: int = 0
+    implicit_index: bool = False
+    bad: np.ndarray | None = None
+    line_type: str | None = None  # the type pandas gave its line numbers (None: none was a number)
+
+    def parser_says(self, exc: Exception) -> str:
+        """The parser's message with its line (and row) numbers those of the whole file."""
+        return re.sub(r"(in line |starting at row )(\d+)",
+                      lambda m: f"{m.group(1)}{int(m.group(2)) + self.parser_offset}", str(exc))
+
+    def seen_before(self, store, receipt, line: np.ndarray) -> np.ndarray:
+        return self.across.seen_before(self.index, store, receipt, line)
+
+    def receipt_lines(self, receipt) -> np.ndarray:
+        return self.across.receipt_lines(self.index, receipt)
+
+    def counted_later(self, norm: pd.Series) -> np.ndarray:
+        return self.across.counted_later(self.index, norm)
+
+
+class _Streamed:
+    """The two reads of ``parse_stream``."""
+
+    def __init__(self, open_stream: Callable[[], BinaryIO], layout: Layout, ctx: FileContext, size: int):
+        self.open_stream, self.layout, self.ctx, self.size = open_stream, layout, ctx, size
+        self.blocks: list[tuple[int, int]] = []  # (length, crc32) of each block the first read saw
+        self.across = _Across()
+        self.header = ""
+        self.header_lines = (0, 0)  # its physical and parser lines
+        self.rows_in_order = False
+        self.line_type: str | None = None
+
+    def _blocks(self, stream: BinaryIO) -> Iterator[bytes]:
+        while block := stream.read(self.size):
+            while len(block) < self.size and (more := stream.read(self.size - len(block))):
+                block += more
+            yield block
+
+    def _decoder(self, errors: str):
+        return codecs.getincrementaldecoder(self.layout.encoding)(errors)
+
+    # --- the first read ---------------------------------------------------------------------------------------
+
+    def first_read(self) -> StreamedFile:
+        stream = self.open_stream()
+        try:
+            blocks = self._blocks(stream)
+            head = [next(blocks, b""), next(blocks, b"")]
+            if not head[1]:  # one chunk: the file itself
+                parsed = parse_pos_file(head[0], self.layout, self.ctx)
+                return StreamedFile(parsed.lines, len(parsed.rows), parsed.file_error, parsed.file_error_code,
+                                    parsed.extra_columns, lambda: iter([parsed]))
+            return self._first_read(itertools.chain(head, blocks))
+        finally:
+            stream.close()
+
+    def _first_read(self, blocks: Iterable[bytes]) -> StreamedFile:
+        layout = self.layout
+        strict, lossy = self._decoder("strict"), None
+        records = _Records(layout.delimiter, self.size)
+        self.chunks = self.lines = self.rows = self.nonblank = self.physical = self.parser = 0
+        self.settled = self.whole = self.header_first = False
+        self.missing = self.parse_failure = None
+        self.extra: list[str] = []
+        self.reasons: dict[str, list[int]] = {}  # reason code -> [lines, first row]
+        self.table_rows: list[int] = []
+        self.numbered: list[int] = []
+        self.line_types: set[str] = set()
+        self.bad: dict[int, np.ndarray] = {}
+        self.bom = self.first_line_blank = None
+        self.nul, at, tail, start = False, 0, b"", b""
+        counter = None  # non-blank lines of the lossy text, once the file is known undecodable
+        capture: list = []  # what decode() quotes: [offset, its byte, the snippet so far, where the snippet ends]
+
+        def diverge(state, block: bytes, final: bool) -> None:
+            nonlocal lossy, counter
+            lossy = self._decoder("replace")
+            lossy.setstate(state)
+            counter = _LineCounter(self.nonblank + (1 if self.bom and self.chunks and self.first_line_blank else 0))
+            counter.feed(("\ufeff" if self.bom and not self.chunks else "") + records.rest())
+            counter.feed(lossy.decode(block.replace(b"\x00", b""), final))
+
+        def strictly(block: bytes, final: bool) -> str | None:
+            """The block's text, or None (and the lossy decoder takes over) at a NUL or undecodable byte."""
+            state = strict.getstate()
+            try:
+                if b"\x00" not in block:
+                    return strict.decode(block, final)
+            except UnicodeDecodeError as exc:
+                # where decode() of the whole file sees it: its input started after the bytes the decoder kept, and
+                # data.decode("utf-8-sig") counts from after the BOM
+                base = at + len(block) - len(exc.object)
+                shift = 3 if codecs.lookup(layout.encoding).name == "utf-8-sig" and start == codecs.BOM_UTF8 else 0
+                first, end = base + exc.start - shift, base + exc.end - shift + 20
+                window, window_at = tail + block, at - len(tail)
+                capture[:] = [first, window[first - window_at],
+                              bytearray(window[max(0, first - 20) - window_at: end - window_at]), end]
+            diverge(state, block, final)
+            return None
+
+        for block in blocks:
+            self.blocks.append((len(block), zlib.crc32(block)))
+            start = (start + block)[:3]
+            if capture and capture[3] > at:  # the snippet reaches into this block
+                capture[2] += block[: capture[3] - at]
+            self.nul = self.nul or b"\x00" in block
+            if lossy is not None:
+                counter.feed(lossy.decode(block.replace(b"\x00", b"")))
+            elif (text := strictly(block, False)) is not None:
+                for chunk in records.feed(self._strip_bom(text)):
+                    self._take(chunk, records)
+            tail = (tail + block)[-64:]
+            at += len(block)
+        if lossy is not None:
+            counter.feed(lossy.decode(b"", True))
+        elif (text := strictly(b"", True)) is not None:
+            for chunk in records.feed(self._strip_bom(text)) + records.finish():
+                self._take(chunk, records)
+        return self._verdict(counter, capture)
+
+    def _strip_bom(self, text: str) -> str:
+        if self.bom is None and text:
+            self.bom = text.startswith("\ufeff")
+            return text[1:] if self.bom else text
+        return text
+
+    def _take(self, chunk: _Chunk, records: _Records) -> None:
+        """A chunk of the first read: parsed for its verdict, counts and keys, then dropped."""
+        layout, ctx, k = self.layout, self.ctx, self.chunks
+        self.chunks += 1
+        if k == 0:
+            self.header, self.header_lines = records.header or "", (records.header_physical, records.header_parser)
+            self.first_line_blank = not _LINE_BREAK.split(chunk.text, maxsplit=1)[0].strip()
+            if records.header is not None and _nonblank(self.header) != 1:
+                self.whole = True  # the header is not one line str.strip calls non-blank: pieces would count amiss
+        text = chunk.text if k == 0 else self.header + chunk.text
+        line_offset = 0 if k == 0 else self.physical - self.header_lines[0]
+        piece = _Piece(k, self.across, 0 if k == 0 else self.parser - self.header_lines[1])
+        self.physical += chunk.physical
+        self.parser += chunk.parser
+        if self.settled or self.whole:  # nothing further can change the verdict: only the lines are counted
+            self.nonblank += _nonblank(chunk.text)
+            return
+        parsed = _parse_text(text, layout, replace(ctx, line_offset=line_offset, max_rejected_rate=math.inf), piece)
+        self.nonblank += (piece.numbered if parsed.file_error is None else parsed.lines) + (k == 0)
+        if k == 0:
+            self.extra = parsed.extra_columns
+            self.header_first = layout.kind == "sales" and _header_names(text, layout) is not None
+            data = chunk.text[len(self.header):]
+            found = _first_record_end(data, records.delimiter, True)
+            self.pilot = data[found[0]: found[1]] if found else ""  # the file's first record
+            if piece.implicit_index:
+                self.whole = True
+                return
+        if piece.implicit_index:  # wider than the header: the whole file's parser fails on this chunk's first record
+            self.parse_failure, self.settled = self._wider_record(chunk, piece), True
+        elif parsed.file_error_code == "missing_column":
+            self.missing = self.missing or parsed.file_error
+            self.settled = self.header_first  # read by Arrow, the whole file is refused before its rows are read
+        elif parsed.file_error_code == "parse_error":
+            self.parse_failure, self.settled = parsed.file_error, True
+        elif self.missing is None:
+            bad_rows = np.flatnonzero(piece.bad)
+            if len(bad_rows):
+                self._reasons(parsed.rejections["reason_code"].to_numpy(dtype=str), bad_rows + self.lines)
+            self.lines += parsed.lines
+            self.rows += len(parsed.rows)
+            self.table_rows.append(piece.table_rows)
+            self.numbered.append(piece.numbered)
+            self.line_types.add(piece.line_type or "Int64")
+            if layout.kind == "inventory":
+                self.bad[k] = piece.bad
+
+    def _reasons(self, codes: np.ndarray, rows: np.ndarray) -> None:
+        """Count the reasons of bad rows ``rows`` (of the whole file) and note the first row of each."""
+        kinds, first, counts = np.unique(codes, return_index=True, return_counts=True)
+        for code, row, n in zip(kinds.tolist(), rows[first].tolist(), counts.tolist(), strict=True):
+            seen = self.reasons.setdefault(code, [0, row])
+            seen[0] += n
+            seen[1] = min(seen[1], row)
+
+    def _wider_record(self, chunk: _Chunk, piece: _Piece) -> str | None:
+        """The message of the whole file's parser at the first record of ``chunk``, read after the file's own first
+        record (which decides how pandas reads the rest)."""
+        try:
+            read_table(self.header + self.pilot + chunk.text, self.layout)
+        except ValueError as exc:
+            return _parse_error(self.ctx, self.layout, replace(piece, parser_offset=piece.parser_offset - 1)
+                                .parser_says(exc))
+        self.whole = True  # pandas read it after all: read the file whole
+        return None
+
+    def _verdict(self, counter: _LineCounter | None, capture: list) -> StreamedFile:
+        layout, ctx = self.layout, self.ctx
+        if counter is not None:
+            counter.finish()
+            problem = (decode(b"\x00", layout)[1] if self.nul
+                       else _undecodable(layout, capture[1], capture[0], bytes(capture[2])))
+            reason = f"file {ctx.path} {problem}"
+            return self._refused("decode_error", reason, max(0, counter.count - 1), lossy=True)
+        if self.whole:
+            return self._whole()
+        lines = max(0, self.nonblank - 1)
+        if self.missing and self.header_first:
+            return self._refused("missing_column", self.missing, lines)
+        if self.parse_failure:
+            return self._refused("parse_error", self.parse_failure, lines)
+        if self.missing:
+            return self._refused("missing_column", self.missing, lines)
+        for chunk, rows in self.across.counted_again_rows(self.bad).items():
+            before = sum(self.table_rows[:chunk])
+            self.rows -= len(rows)
+            self._reasons(np.full(len(rows), "duplicate_line"), rows + before)
+        self.reasons = dict(sorted(self.reasons.items(), key=lambda item: item[1][1]))  # first seen first
+        bad = sum(n for n, _ in self.reasons.values())
+        if self.lines and bad / self.lines > ctx.max_rejected_rate:
+            sample = pd.Series({code: n for code, (n, _) in self.reasons.items()}, dtype="int64")
+            sample = sample.sort_values(ascending=False).head(3).to_dict()  # as value_counts orders them
+            return self._refused(
+                "too_many_bad_lines",
+                f"file {ctx.path}: {bad} of {self.lines} lines break the rules of layout {layout.name} (over the "
+                f"{ctx.max_rejected_rate:.0%} limit; most common: {sample}); is the store on the right layout?", lines)
+        wider = [t for t in ("Float64", "UInt64") if t in self.line_types]
+        self.line_type = wider[0] if wider else None  # past int64 somewhere: every chunk typed so, by pandas
+        if sum(self.numbered) != sum(self.table_rows):
+            self.rows_in_order = True  # cells hold line breaks: the whole file numbers its rows in order
+        elif self.numbered != self.table_rows:
+            return self._whole()
+        self.across.start_replay()
+        return StreamedFile(self.lines, self.rows, None, None, self.extra, self._parts)
+
+    def _refused(self, code: str, reason: str, lines: int, lossy: bool = False) -> StreamedFile:
+        return StreamedFile(lines, 0, reason, code, [], lambda: self._refused_parts(code, reason, lossy))
+
+    def _whole(self) -> StreamedFile:
+        stream = self.open_stream()
+        try:
+            parsed = parse_pos_file(b"".join(self._blocks(stream)), self.layout, self.ctx)
+        finally:
+            stream.close()
+        return StreamedFile(parsed.lines, len(parsed.rows), parsed.file_error, parsed.file_error_code,
+                            parsed.extra_columns, lambda: iter([parsed]))
+
+    # --- the second read --------------------------------------------------------------------------------------
+
+    def _texts(self, errors: str) -> Iterator[str]:
+        """The file's text again, block by block (strict: with its BOM dropped as parse_pos_file drops it; lossy: as
+        lossy_text has it)."""
+        decoder, first, seen = self._decoder(errors), errors == "strict", 0
+        stream = self.open_stream()
+        try:
+            for block in self._blocks(stream):
+                if seen >= len(self.blocks) or self.blocks[seen] != (len(block), zlib.crc32(block)):
+                    raise RuntimeError(f"file {self.ctx.path} changed while it was read")
+                seen += 1
+                text = decoder.decode(block if errors == "strict" else block.replace(b"\x00", b""))
+                if first and text:
+                    text, first = text.removeprefix("\ufeff"), False
+                yield text
+            if seen != len(self.blocks):
+                raise RuntimeError(f"file {self.ctx.path} changed while it was read")
+            yield decoder.decode(b"", True)
+        finally:
+            stream.close()
+
+    def _parts(self) -> Iterator[ParsedFile]:
+        layout, ctx = self.layout, self.ctx
+        records = _Records(layout.delimiter, self.size)
+        physical = parser = rows = 0
+        chunks = (chunk for text in itertools.chain(self._texts("strict"), [None])
+                  for chunk in (records.feed(text) if text is not None else records.finish()))
+        for k, chunk in enumerate(chunks):
+            text = chunk.text if k == 0 else self.header + chunk.text
+            offset = rows if self.rows_in_order else 0 if k == 0 else physical - self.header_lines[0]
+            piece = _Piece(k, self.across, 0 if k == 0 else parser - self.header_lines[1],
+                           arrow=not self.rows_in_order and not self.line_type, rows_in_order=self.rows_in_order,
+                           line_type_of_file=self.line_type, count_only=False)
+            parsed = _parse_text(text, layout, replace(ctx, line_offset=offset, max_rejected_rate=math.inf), piece)
+            if parsed.file_error is not None:
+                raise RuntimeError(f"file {ctx.path} read differently the second time: {parsed.file_error}")
+            physical, parser, rows = physical + chunk.physical, parser + chunk.parser, rows + parsed.lines
+            yield ParsedFile(rows=parsed.rows, rejections=parsed.rejections, lines=parsed.lines,
+                             extra_columns=parsed.extra_columns)
+
+    def _refused_parts(self, code: str, reason: str, lossy: bool) -> Iterator[ParsedFile]:
+        header, physical = True, 0
+        for text in _line_pieces(self._texts("replace" if lossy else "strict"), self.size):
+            rej, lines, passed = _rejected_lines(replace(self.ctx, line_offset=physical), text, code, reason, header)
+            header, physical = header and not passed, physical + _breaks(text)
+            yield ParsedFile(rows=pd.DataFrame(), rejections=rej, lines=lines, file_error=reason,
+                             file_error_code=code)
+
+
+class _LineCounter:
+    """Non-blank physical lines of a text fed in pieces of any length."""
+
+    def __init__(self, count: int = 0):
+        self.count, self.pending = count, ""
+
+    def feed(self, text: str) -> None:
+        text = self.pending + text
+        cut = _last_break(text, False)
+        self.count += _nonblank(text[:cut]) if cut else 0
+        self.pending = text[cut:]
+
+    def finish(self) -> None:
+        self.count += _nonblank(self.pending)
+        self.pending = ""

@@ -43,9 +43,11 @@ from retail_assets.transforms.pos_files import (
 from retail_assets.transforms.pos_parse import (
     FileContext,
     ParsedFile,
+    StreamedFile,
     lossy_text,
     parse_pos_file,
     parse_sales_files,
+    parse_stream,
     reject_whole_file,
 )
 from retail_assets.transforms.stores import clean_stores
@@ -228,7 +230,7 @@ def _keep(plan: DayPlan, loaded: list[dict[str, object]], present: list[Content]
 
 def _parse_round(tries: list[_Try], kind: str, layouts: dict[str, Layout], pos_drop: PosDropFolder,
                  store_layout: dict[str, str], chunk_bytes: int
-                 ) -> Iterator[tuple[_Try, "ParsedFile | StreamedFile"]]:  # noqa: F821
+                 ) -> Iterator[tuple[_Try, ParsedFile | StreamedFile]]:
     """What each tried file holds: small sales files of one layout read together (``parse_sales_files``), a file
     larger than ``chunk_bytes`` streamed (``parse_stream``: its rows are read when its parts are)."""
     batch: list[tuple[_Try, bytes]] = []
@@ -245,10 +247,13 @@ def _parse_round(tries: list[_Try], kind: str, layouts: dict[str, Layout], pos_d
         layout = layouts[f.layout]
         refused = _refuse(f, layout, t.ctx, kind, store_layout, lambda f=f: pos_drop.read_bytes(f.path))
         if refused is None and pos_drop.content_size(f) > chunk_bytes:
-            from retail_assets.transforms.pos_parse import parse_stream
-
             yield from flush()
-            yield t, parse_stream(lambda f=f: pos_drop.open(f.path), layout, t.ctx, chunk_bytes)
+            streamed = parse_stream(lambda f=f: pos_drop.open(f.path), layout, t.ctx, chunk_bytes)
+            if layout.store_from == "column":
+                read, known = streamed.parts, set(store_layout)
+                streamed.parts = lambda read=read, known=known, ctx=t.ctx: (
+                    _drop_unknown_row_stores(p, known, ctx) if len(p.rows) else p for p in read())
+            yield t, streamed
             continue
         if refused is not None:
             yield from flush()
@@ -269,12 +274,12 @@ def _parse_round(tries: list[_Try], kind: str, layouts: dict[str, Layout], pos_d
     yield from flush()
 
 
-def _parts(result: "ParsedFile | StreamedFile") -> Chunks:  # noqa: F821
-    return result.parts() if hasattr(result, "parts") else (result,)
+def _parts(result: ParsedFile | StreamedFile) -> Chunks:
+    return result.parts() if isinstance(result, StreamedFile) else (result,)
 
 
-def _row_count(result: "ParsedFile | StreamedFile") -> int:  # noqa: F821
-    return result.rows if isinstance(result.rows, int) else len(result.rows)
+def _row_count(result: ParsedFile | StreamedFile) -> int:
+    return result.rows if isinstance(result, StreamedFile) else len(result.rows)
 
 
 def _refuse(f: DropFile, layout: Layout, ctx: FileContext, kind: str, store_layout: dict[str, str],
