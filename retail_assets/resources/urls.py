@@ -112,8 +112,8 @@ def _existing_sqlite(parsed: sa.URL) -> sa.URL:
 
 
 DUCKDB_LOCK_WAIT_SECONDS = 15.0
-# DuckDB's own default is 80% of the machine's memory, which it fills with cached table pages during a large load
-# (a 10M-line day peaked at 2.9 GB with it, 1.5 GB with this, and ran slightly faster); operators past the limit
+# DuckDB's own default is most of the machine's memory, which it fills with cached table pages during a large load
+# (peak memory with and without this limit: bench/README.md, "Where the time goes"); operators past the limit
 # spill to the folder next to the database file. A URL's own ?memory_limit=... wins.
 DUCKDB_DEFAULT_MEMORY_LIMIT = "1GB"
 

@@ -99,9 +99,8 @@ def partition_index(spec: TableSpec, dialect: sa.Dialect) -> tuple[str, str] | N
 
     Every load, check and mart of a day selects, deletes or reads its slice by the partition column; without an
     index each of those is a scan of the table's whole history, and a day's load grows with the days before it
-    (with ten days of a million lines already in raw_pos_sales and fact_sales, the day took twice as long; past what
-    the server can cache, every scan goes to disk). The B-tree is not free: inserting 10M fact rows took 22 s without
-    it and 35 s with it (bench/README.md), less than the scans of the history cost without it after a few days.
+    (past what the server can cache, every scan goes to disk). The B-tree is not free, but it costs less than the
+    scans of the history after a few days (measured in bench/README.md, "Where the time goes").
     DuckDB keeps min/max zone maps for every row group, which skip the other days without an index (and an ART index
     would slow its bulk inserts and deletes); SQLite holds the embedded demo's few days."""
     if dialect.name != "postgresql" or not spec.partition_column:
@@ -355,8 +354,8 @@ class WarehouseTx:
         )
         column_list = ", ".join(quote(c.name) for c in table.columns)
         # DuckDB reads the Arrow table through its replacement scan of this frame's local variable. register() /
-        # unregister() would do the same, but keep every registered table alive until the connection closes:
-        # a ten-million-line day then holds 4 GB of Arrow buffers.
+        # unregister() would do the same, but keep every registered table alive until the connection closes,
+        # so a large day would hold all of its Arrow buffers at once.
         _retail_incoming = _arrow(spec, df)  # noqa: F841 - read by name in the statement below
         raw.execute(f"INSERT INTO {quote(table.name)} ({column_list}) SELECT {select_list} FROM _retail_incoming")
 

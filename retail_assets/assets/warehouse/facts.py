@@ -71,7 +71,7 @@ class DayStats:
         if tx.conn.dialect.name == "postgresql":
             # The day's rows were written by this transaction, after the last ANALYZE: the planner, which has
             # seen every other day but this one, takes the day for empty and hashes its million rows in memory
-            # sized for one (thousands of batches spilled to disk: 6 s instead of 1 with ten days in the table).
+            # sized for one, spilling thousands of batches to disk (bench/README.md, "Where the time goes").
             # A sample of the one column counts a day.
             analyze_sample(tx.conn, (FACT_SALES, (FACT_SALES.partition_column,)))
         pos = c.source_system == "pos"
