@@ -108,6 +108,11 @@ def check_source(url: str, name: str, variable: str, tables: tuple[str, ...]) ->
             inspector = sa.inspect(conn)
             present = {t.lower() for t in [*inspector.get_table_names(), *inspector.get_view_names()]}
     except sa.exc.SQLAlchemyError as exc:
+        from retail_assets.assets.retry import transient_reason
+
+        if transient_reason(exc):  # a server down for now: the run's steps retry it like any transient failure
+            return Item(WARN, name, f"{shown}: unreachable now ({cause_of(exc)}); the run goes on and its steps "
+                                    f"retry it (RETAIL_TRANSIENT_RETRIES); if it stays down, fix {variable}")
         return Item(FAIL, name, f"{shown}: cannot connect: {cause_of(exc)}; is the server up and the URL right? "
                                 f"fix {variable}")
     finally:
@@ -254,20 +259,24 @@ def online_days(settings: Settings) -> set[date]:
     return days
 
 
-def source_days(settings: Settings) -> list[date]:
-    """Every business date for which some source holds data."""
-    return sorted(pos_days(settings) | online_days(settings))
+def source_days(settings: Settings, online: bool = True) -> list[date]:
+    """Every business date for which some source holds data (``online`` False: the POS files' only)."""
+    return sorted(pos_days(settings) | (online_days(settings) if online else set()))
 
 
-def check_dates(settings: Settings, readable: bool) -> tuple[Item, list[date]]:
-    """The business dates with source data, and whether RETAIL_PARTITION_START leaves some of them out."""
+def check_dates(settings: Settings, readable: bool, online: bool = True) -> tuple[Item, list[date]]:
+    """The business dates with source data, and whether RETAIL_PARTITION_START leaves some of them out; with the
+    online shop out of reach for now (``online`` False), the POS files' dates."""
     name = DATES_ITEM
     if not readable:
         return Item(WARN, name, "not known: fix the items above first"), []
     try:
-        days = source_days(settings)
+        days = source_days(settings, online)
     except Exception as exc:  # noqa: BLE001 - reading the dates is the first real read of the sources
         return Item(FAIL, name, f"cannot read the sources' dates: {short(exc)}"), []
+    if not online:
+        return Item(WARN, name, f"{len(days)} day(s) with POS files; the online shop's days are not known while "
+                                "it is out of reach"), days
     start = date.fromisoformat(settings.partition_start)
     if not days:
         return Item(WARN, name, "no business date has source data yet: a run loads nothing"), days
@@ -290,8 +299,8 @@ def run_checks(settings: Settings) -> Preflight:
         check_dagster_home(settings.dagster_home),
         check_settings(settings),
     ]
-    readable = all(i.status == OK for i in (items[0], items[3], items[4], items[6]))
-    dates, days = check_dates(settings, readable)
+    readable = all(i.status == OK for i in (items[3], items[4], items[6])) and items[0].status != FAIL
+    dates, days = check_dates(settings, readable, online=items[0].status == OK)
     return Preflight([*items, dates], days)
 
 
