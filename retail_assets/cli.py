@@ -25,17 +25,23 @@ def _date(text: str) -> date:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from retail_assets.generator import generate_company
+    from retail_assets.resources.urls import display_url
 
     started = time.monotonic()
     manifest = generate_company(
         Path(args.out), stores=args.stores, days=args.days, start=args.start,
         lines_per_store_day=args.lines_per_store_day, seed=args.seed, timezone=load_settings().timezone,
         progress=lambda msg: print(f"  {msg}", flush=True),
+        online_store_url=args.online_store_url, crm_url=args.crm_url,
     )
     pos_lines = sum(s["lines"] for day in manifest["pos"].values() for s in day.values())
     online_lines = sum(d["order_lines"] for d in manifest["online"].values())
     print(f"generated {args.out}: {args.stores} stores x {args.days} days, {pos_lines:,} POS lines, "
           f"{online_lines:,} online order lines in {time.monotonic() - started:.1f}s")
+    for what, url, variable in (("online shop", args.online_store_url, "RETAIL_ONLINE_STORE_URL"),
+                                ("CRM", args.crm_url, "RETAIL_CRM_URL")):
+        if url:  # the run reads the default SQLite file unless told where this one went
+            print(f"  {what} written to {display_url(url)}: set {variable} to this URL for `retail-etl run`")
     return 0
 
 
@@ -79,16 +85,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help; an option without one says in its help what happens instead."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retail-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("generate", help="write a realistic sample company into all three sources")
-    gen.add_argument("--out", default="data", help="folder for pos_drop/, online_store.db, crm.db (default data)")
-    gen.add_argument("--stores", type=int, default=8)
-    gen.add_argument("--days", type=int, default=14)
-    gen.add_argument("--start", type=_date, default=date(2025, 3, 3), help="first business day (YYYY-MM-DD)")
-    gen.add_argument("--lines-per-store-day", type=int, default=200)
-    gen.add_argument("--seed", type=int, default=42)
+    gen = sub.add_parser("generate", help="write a realistic sample company into all three sources",
+                         description="Write a realistic, dirty-on-purpose sample company: the POS drop folder, the "
+                                     "online shop and the CRM, and manifest.json (what a correct load gives). The "
+                                     "same arguments give the same company.",
+                         formatter_class=_DefaultsShown)
+    gen.add_argument("--out", default="data", metavar="DIR",
+                     help="folder for pos_drop/, online_store.db, crm.db and manifest.json")
+    gen.add_argument("--stores", type=int, default=8, metavar="N", help="number of stores")
+    gen.add_argument("--days", type=int, default=14, metavar="N", help="number of business days")
+    gen.add_argument("--start", type=_date, default=date(2025, 3, 3), metavar="YYYY-MM-DD", help="first business day")
+    gen.add_argument("--lines-per-store-day", type=int, default=200, metavar="N",
+                     help="POS lines a store sells on an average day (the online shop sells a quarter of all stores')")
+    gen.add_argument("--seed", type=int, default=42, metavar="N", help="random seed")
+    gen.add_argument("--online-store-url", metavar="URL",
+                     help="write the online shop into this database on a server (SQLAlchemy URL, e.g. "
+                          "mysql+pymysql://root@127.0.0.1:3306/shop; created when missing) (default: the SQLite "
+                          "file DIR/online_store.db)")
+    gen.add_argument("--crm-url", metavar="URL",
+                     help="write the CRM into this database on a server (default: the SQLite file DIR/crm.db)")
     gen.set_defaults(func=cmd_generate)
     check = sub.add_parser("check", help="try every source, the warehouse and DAGSTER_HOME; one line each")
     check.set_defaults(func=cmd_check)

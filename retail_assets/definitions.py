@@ -6,6 +6,7 @@ import dagster as dg
 
 from retail_assets.assets.sources import crm, online, pos
 from retail_assets.automation import all_schedules, all_sensors
+from retail_assets.automation.alerts import alert_sensors
 from retail_assets.automation.freshness import freshness_job, freshness_schedule, loaded_by_deadline
 from retail_assets.jobs import build_jobs
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
@@ -30,7 +31,7 @@ defs = dg.Definitions(
     resources=resources,
     asset_checks=[loaded_by_deadline],
     jobs=[*build_jobs(all_assets, not_in_loads=[loaded_by_deadline]), freshness_job],
-    sensors=all_sensors,
+    sensors=[*all_sensors, *alert_sensors],
     schedules=[*all_schedules, freshness_schedule],
     executor=dg.in_process_executor,
 )

@@ -38,6 +38,11 @@ DEFAULTS: dict[str, str] = {
     "RETAIL_FRESHNESS_DEADLINE": "10:00",
     "RETAIL_TRANSIENT_RETRIES": "3",
     "RETAIL_TRANSIENT_RETRY_SECONDS": "30",
+    # Alerts (automation/alerts.py): the web UI the links point into, and the mail server's submission port;
+    # the channels themselves (RETAIL_ALERT_SMTP_HOST, RETAIL_ALERT_WEBHOOK_URL, ...) are off until set.
+    "RETAIL_UI_BASE_URL": "http://localhost:3000",
+    "RETAIL_ALERT_SMTP_PORT": "587",
+    "RETAIL_ALERT_SMTP_STARTTLS": "auto",
 }
 
 
@@ -68,6 +73,11 @@ def _load_dotenv() -> None:
 def setting(name: str) -> str:
     """One variable's value, or its default when unset or empty (without touching the environment)."""
     return os.environ.get(name) or DEFAULTS[name]
+
+
+def optional_setting(name: str) -> str | None:
+    """A variable with no default (an alert channel's), or None when unset or empty."""
+    return os.environ.get(name, "").strip() or None
 
 
 def load_settings() -> Settings:

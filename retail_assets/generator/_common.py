@@ -115,7 +115,12 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Sequence[object]]
                 values[position] = processor(values[position])
             converted.append(values)
         rows = converted
-    conn.exec_driver_sql(str(table.insert().compile(dialect=dialect)), [tuple(row) for row in rows])
+    statement = str(table.insert().compile(dialect=dialect))
+    if not dialect.positional:  # psycopg's placeholders are named: the values go by column name
+        names = [column.key for column in table.columns]
+        conn.exec_driver_sql(statement, [dict(zip(names, row, strict=True)) for row in rows])
+        return
+    conn.exec_driver_sql(statement, [tuple(row) for row in rows])
 
 
 def weighted(rng: random.Random, values: Sequence, cum_weights: Sequence[float]):  # type: ignore[no-untyped-def]

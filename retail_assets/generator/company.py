@@ -31,6 +31,8 @@ def generate_company(
     seed: int = 42,
     timezone: str = "America/New_York",
     progress: Callable[[str], None] | None = None,
+    online_store_url: str | None = None,
+    crm_url: str | None = None,
 ) -> dict:
     """Generate a realistic, dirty, deterministic retail company under ``out`` and return its manifest.
 
@@ -38,6 +40,8 @@ def generate_company(
     ``out/crm.db`` and ``out/manifest.json``, replacing earlier outputs. The same arguments give the same bytes
     and file modification times. The manifest states, per store-day and per online business day, what a
     correct loader accepts, rejects (and why) and sums to; its layout is documented in the package docstring.
+    ``online_store_url`` and ``crm_url`` put those sources on a server instead (``target.py``); the data and the
+    manifest are the same.
 
     Memory stays flat with volume: each POS file is written before the next is built and database rows are
     inserted in batches.
@@ -71,10 +75,10 @@ def generate_company(
     people = make_people(substream(seed, "people"), n_crm_people + n_online_only, store_list)
 
     report("CRM contacts")
-    crm = write_crm(out / "crm.db", substream(seed, "crm"), people[:n_crm_people], n_duplicates, start, now)
+    crm = write_crm(crm_url or out / "crm.db", substream(seed, "crm"), people[:n_crm_people], n_duplicates, start, now)
     report("online shop")
     online = write_online(
-        out / "online_store.db",
+        online_store_url or out / "online_store.db",
         lambda *parts: substream(seed, *parts),
         catalog,
         active,
@@ -109,8 +113,9 @@ def generate_company(
         "orders": online.orders,
     }
     extracted = epoch(now)
-    for database in ("online_store.db", "crm.db"):
-        os.utime(out / database, (extracted, extracted))
+    for database, url in (("online_store.db", online_store_url), ("crm.db", crm_url)):
+        if url is None:
+            os.utime(out / database, (extracted, extracted))
     write_file(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode("utf-8"), extracted)
     report("done")
     return manifest

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from ._common import BATCH_ROWS, random_instant, sqlite_engine, utc_at
+from ._common import BATCH_ROWS, random_instant, utc_at
 from .reference import Person, format_phone, messy_email
 from .schema import contacts, crm_metadata
+from .target import open_target
 
 TIERS = ("bronze", "silver", "gold", "platinum")
 TIER_WEIGHTS = (55, 25, 15, 5)
@@ -31,9 +32,10 @@ class CrmSummary:
     duplicate_contacts: int
 
 
-def write_crm(path: Path, rng: random.Random, people: list[Person], duplicates: int, start: date,
+def write_crm(target: Path | str, rng: random.Random, people: list[Person], duplicates: int, start: date,
               now: datetime) -> CrmSummary:
-    """Create ``crm.db`` with one contact per person plus ``duplicates`` second contacts of some people."""
+    """Create ``crm.db`` (or the CRM at a server's URL) with one contact per person plus ``duplicates`` second
+    contacts of some people."""
     period_start = utc_at(start)
     rows: list[dict] = []
     for person in people:
@@ -62,9 +64,8 @@ def write_crm(path: Path, rng: random.Random, people: list[Person], duplicates: 
             row["is_deleted"] = True
             row["updated_at"] = max(row["updated_at"], random_instant(rng, row["created_at"], now))
 
-    engine = sqlite_engine(path)
+    engine = open_target(target, crm_metadata, "CRM")
     try:
-        crm_metadata.create_all(engine)
         with engine.begin() as conn:
             for offset in range(0, len(rows), BATCH_ROWS):
                 conn.execute(contacts.insert(), rows[offset:offset + BATCH_ROWS])

@@ -23,13 +23,13 @@ from ._common import (
     cents_amount,
     local_midnight_utc,
     random_instant,
-    sqlite_engine,
     utc_at,
     utc_to_local_date,
     weighted,
 )
 from .reference import EMAIL_DOMAINS, FIRST_NAMES, LAST_NAMES, Person, Product, ascii_fold, format_phone, messy_email
 from .schema import customers, inventory, online_metadata, order_items, orders, products, returns
+from .target import open_target
 
 WAREHOUSES = ("WH-EAST", "WH-CENTRAL", "WH-WEST")
 SALE_STATUSES = frozenset({"paid", "shipped", "delivered"})
@@ -74,7 +74,7 @@ class OnlineSummary:
 
 
 def write_online(
-    path: Path,
+    target: Path | str,
     rng_for: Callable[..., random.Random],
     catalog: Sequence[Product],
     active: Sequence[int],
@@ -88,7 +88,7 @@ def write_online(
     lines_per_day: int,
     progress: Callable[[str], None],
 ) -> OnlineSummary:
-    """Create ``online_store.db``.
+    """Create ``online_store.db`` (or the shop at a server's URL).
 
     ``customer_count`` accounts are opened: ``online_people`` shop online only, the rest are CRM people.
     ``lines_per_day`` is the average number of order lines a day.
@@ -96,9 +96,8 @@ def write_online(
     summary = OnlineSummary()
     by_day = {day.isoformat(): _Day() for day in dates}
     period_start = utc_at(dates[0])
-    engine = sqlite_engine(path)
+    engine = open_target(target, online_metadata, "online shop")
     try:
-        online_metadata.create_all(engine)
         with engine.begin() as conn:
             conn.execute(products.insert(), [_product_row(p) for p in catalog])
             shared = min(len(crm_people), max(0, customer_count - len(online_people)))
