@@ -119,6 +119,16 @@ def _table(table: sa.Table, drop: str) -> sa.Table:
                                                  for c in table.columns if c.name != drop))
 
 
+def _create_old_raw_pos_sales(url: str) -> None:
+    """raw_pos_sales as an earlier version left it: no payment_method column, no index."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            _table(RAW_POS_SALES.sql_table(sa.MetaData()), drop="payment_method").create(conn)
+    finally:
+        engine.dispose()
+
+
 def _assert_every_table_ready(url: str) -> None:
     warehouse = Warehouse(url=url)
     try:
@@ -182,12 +192,7 @@ def test_ddl_for_a_table_the_callers_transaction_holds_runs_in_that_transaction(
     """A transaction that has read raw_pos_sales (an earlier version's, without payment_method) then asks for it:
     the ALTER runs in the caller's transaction, which holds the table. From a connection of its own it would wait
     for the caller forever (here: fail at once, the lock wait being cut short)."""
-    engine = sa.create_engine(pg_database)
-    try:
-        with engine.begin() as conn:
-            _table(RAW_POS_SALES.sql_table(sa.MetaData()), drop="payment_method").create(conn)
-    finally:
-        engine.dispose()
+    _create_old_raw_pos_sales(pg_database)
     warehouse = Warehouse(url=_with_lock_timeout(pg_database, 100))
     try:
         with warehouse.transaction() as tx:
@@ -204,12 +209,7 @@ def test_ddl_waiting_for_a_table_in_use_holds_up_no_other_ddl(pg_admin: sa.Engin
     brings it up to date waits for that run, and meanwhile another process creates a new table without waiting.
     Had the first taken the DDL lock before waiting for the table, every other process's DDL would queue behind
     the run, and a run waiting for its own DDL while it holds the table would never end."""
-    engine = sa.create_engine(pg_database)
-    try:
-        with engine.begin() as conn:
-            _table(RAW_POS_SALES.sql_table(sa.MetaData()), drop="payment_method").create(conn)
-    finally:
-        engine.dispose()
+    _create_old_raw_pos_sales(pg_database)
     reader = sa.create_engine(pg_database)
     migrating, creating = Warehouse(url=pg_database), Warehouse(url=_with_lock_timeout(pg_database, 100))
     errors: list[Exception] = []
