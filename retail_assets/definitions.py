@@ -8,6 +8,7 @@ from retail_assets.assets.sources import crm, online, pos
 from retail_assets.automation import all_schedules, all_sensors
 from retail_assets.automation.alerts import alert_sensors
 from retail_assets.automation.freshness import freshness_job, freshness_schedule, loaded_by_deadline
+from retail_assets.executors import select_executor
 from retail_assets.jobs import build_jobs
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
 from retail_assets.settings import load_settings
@@ -33,5 +34,5 @@ defs = dg.Definitions(
     jobs=[*build_jobs(all_assets, not_in_loads=[loaded_by_deadline]), freshness_job],
     sensors=[*all_sensors, *alert_sensors],
     schedules=[*all_schedules, freshness_schedule],
-    executor=dg.in_process_executor,
+    executor=select_executor(),  # RETAIL_EXECUTOR: in_process (default) or celery (retail_assets/executors.py)
 )
