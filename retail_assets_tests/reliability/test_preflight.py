@@ -57,7 +57,7 @@ def test_check_names_the_variable_and_the_fix_of_each_problem_in_one_line(compan
     (tmp_path / "home_is_a_file").write_text("")
     env = _env(company, tmp_path,
                RETAIL_ONLINE_STORE_URL=UNREACHABLE,
-               RETAIL_CRM_URL="mysql+pymysql://crm:hunter2@crm-db/crm",  # pymysql is not installed
+               RETAIL_CRM_URL="mysql+mysqldb://crm:hunter2@crm-db/crm",  # mysqlclient is not installed
                RETAIL_WAREHOUSE_URL=f"duckdb:///{tmp_path / 'no_such_folder' / 'warehouse.duckdb'}",
                RETAIL_POS_DROP_DIR=str(tmp_path / "empty_drop"),
                DAGSTER_HOME=str(tmp_path / "home_is_a_file"))
@@ -71,7 +71,7 @@ def test_check_names_the_variable_and_the_fix_of_each_problem_in_one_line(compan
     (shop,) = [line for line in done.stdout.splitlines() if "RETAIL_ONLINE_STORE_URL" in line]
     assert shop.startswith("WARN") and "Connection refused" in shop and "reader:***@" in shop
     assert "fix RETAIL_ONLINE_STORE_URL" in shop
-    assert "pip install pymysql" in fails["RETAIL_CRM_URL"]
+    assert "pip install mysqlclient" in fails["RETAIL_CRM_URL"]
     assert "no_such_folder does not exist" in fails["RETAIL_WAREHOUSE_URL"]
     assert "stores.csv" in fails["RETAIL_POS_DROP_DIR"]
     for variable, line in fails.items():
@@ -80,13 +80,13 @@ def test_check_names_the_variable_and_the_fix_of_each_problem_in_one_line(compan
 
 
 def test_run_stops_before_writing_anything_when_a_setting_is_wrong(company, tmp_path: Path):
-    env = _env(company, tmp_path, RETAIL_CRM_URL="mysql+pymysql://crm:hunter2@crm-db/crm")
+    env = _env(company, tmp_path, RETAIL_CRM_URL="mysql+mysqldb://crm:hunter2@crm-db/crm")
     done = retail_etl("run", env=env, cwd=tmp_path)
     assert done.returncode == 1
     output = done.stdout + done.stderr
     assert "Traceback" not in output and "hunter2" not in output
     named = [line for line in output.splitlines() if "RETAIL_CRM_URL" in line]
-    assert len(named) == 1 and named[0].startswith("FAIL") and "pip install pymysql" in named[0]
+    assert len(named) == 1 and named[0].startswith("FAIL") and "pip install mysqlclient" in named[0]
     assert "stopped before loading anything" in output
     assert not (tmp_path / "dagster_home").exists()  # no Dagster instance, so no run
     assert not (tmp_path / "warehouse.duckdb").exists()
