@@ -7,8 +7,11 @@ with the reason: ``.ci/run`` and ``python3 -m retail_assets test`` start it on t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -155,3 +158,19 @@ def loaded_company(request: pytest.FixtureRequest, small_company: tuple[Path, di
         warehouse.dispose()
     if database:
         drop_pg_database(request.getfixturevalue("pg_admin"), database)
+
+
+def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Stop a process started with start_new_session=True and everything it started."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+    with contextlib.suppress(ProcessLookupError):  # children the group leader left behind
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -13,7 +12,13 @@ import dagster as dg
 import pytest
 
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
-from retail_assets_tests.conftest import create_pg_database, drop_pg_database, pg_url, platform_environment
+from retail_assets_tests.conftest import (
+    create_pg_database,
+    drop_pg_database,
+    pg_url,
+    platform_environment,
+    stop_group,
+)
 
 
 @pytest.fixture
@@ -74,17 +79,4 @@ def source_env(root: Path, warehouse_url: str, home: Path) -> dict[str, str]:
 
 def stop_process_group(proc) -> None:
     """Stop a process started with start_new_session=True and everything it started."""
-    import signal
-    import subprocess
-
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-    with contextlib.suppress(ProcessLookupError):  # children the group leader left behind
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_group(proc, timeout=15)

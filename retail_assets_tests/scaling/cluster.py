@@ -7,7 +7,6 @@ Every process is started in a session of its own and stopped with its whole proc
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+
+from retail_assets_tests.conftest import platform_environment, stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 CELERY_DIR = REPO / "deploy" / "celery"
@@ -45,34 +46,13 @@ def platform_env(root: Path, warehouse_url: str, home: Path) -> dict[str, str]:
     """The platform's variables for a generated company at ``root``, with the automation kept quiet: the runs
     under test are the ones the test submits (files never settle, so the drop-folder sensors request nothing)."""
     return {
-        "RETAIL_POS_DROP_DIR": str(root / "pos_drop"),
-        "RETAIL_POS_LAYOUTS_DIR": str(root / "layouts"),
-        "RETAIL_ONLINE_STORE_URL": f"sqlite:///{root / 'online_store.db'}",
-        "RETAIL_CRM_URL": f"sqlite:///{root / 'crm.db'}",
-        "RETAIL_WAREHOUSE_URL": warehouse_url,
+        **platform_environment(root, warehouse_url, home),
         "RETAIL_TIMEZONE": "America/New_York",
-        "DAGSTER_HOME": str(home),
         "RETAIL_POS_SETTLE_SECONDS": "1000000000",
         "RETAIL_POS_SENSOR_INTERVAL_SECONDS": "3600",
         "RETAIL_ONLINE_SENSOR_INTERVAL_SECONDS": "3600",
         "RETAIL_DAILY_SCHEDULE_CRON": "0 6 1 1 *",
     }
-
-
-def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    """Stop a process started with start_new_session=True and everything it started."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-    with contextlib.suppress(ProcessLookupError):  # children the group leader left behind
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def wait_for(what: str, condition: Callable[[], object], timeout: float, every: float = 1.0,
