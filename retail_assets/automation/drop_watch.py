@@ -22,6 +22,7 @@ from datetime import date
 from typing import NamedTuple
 
 from retail_assets.resources.pos_drop import DropFile
+from retail_assets.resources.urls import WarehouseBusy
 
 FileKey = tuple[str, int, float]
 CURSOR_VERSION = 1
@@ -31,10 +32,6 @@ INFLIGHT_MAX_AGE_SECONDS = 2 * 86_400
 # the oldest requests are forgotten: their dates' fingerprints still stop them from being requested again.
 INFLIGHT_MAX_FILES = 2_000
 HASH_CHARS = 32  # of the SHA-256 hex digest kept in the cursor: 128 bits tell contents apart
-
-
-class WarehouseBusy(RuntimeError):
-    """The ledger cannot be read now (the embedded DuckDB file is held by a run); try on the next tick."""
 
 
 def _mtime(value: float) -> float:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,13 +19,13 @@ import sqlalchemy as sa
 
 from retail_assets.assets.sources.pos import UNKNOWN_ROW_STORE
 from retail_assets.automation.config import automation_settings
-from retail_assets.automation.drop_watch import DropCursor, LedgerEntry, WarehouseBusy, file_key, fingerprint, plan_tick
+from retail_assets.automation.drop_watch import DropCursor, LedgerEntry, file_key, fingerprint, plan_tick
 from retail_assets.automation.instance_queries import EXECUTING_STATUSES, active_run, loaded_at, partition_busy
 from retail_assets.automation.recheck import RECHECK_DAYS, changed_days
 from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
 from retail_assets.partitions import business_dates, daily_partitions
 from retail_assets.resources import PosDropFolder, SqlSource, Warehouse
-from retail_assets.resources.urls import WarehouseLocked
+from retail_assets.resources.urls import WarehouseBusy
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_ONLINE_RETURNS, RAW_STORES, REJECTIONS
 from retail_assets.settings import load_settings
 
@@ -58,24 +57,8 @@ def reference_not_ready(instance: dg.DagsterInstance) -> str | None:
 
 
 def _duckdb_held(warehouse: Warehouse, instance: dg.DagsterInstance) -> bool:
-    """Whether the warehouse is an embedded DuckDB file a run is executing against: a sensor leaves it alone."""
-    return warehouse.dialect == "duckdb" and active_run(instance, statuses=EXECUTING_STATUSES) is not None
-
-
-@contextmanager
-def _sensor_read(warehouse: Warehouse) -> Iterator[None]:
-    """A sensor's read of the warehouse: a DuckDB lock a run took meanwhile raises WarehouseBusy, and a DuckDB file
-    is let go at once (a run may be about to open it for writing)."""
-    duckdb = warehouse.dialect == "duckdb"
-    try:
-        yield
-    except (sa.exc.DBAPIError, WarehouseLocked) as exc:
-        if duckdb and "lock" in str(exc).lower():
-            raise WarehouseBusy(str(exc)) from None
-        raise
-    finally:
-        if duckdb:
-            warehouse.dispose()
+    """Whether the warehouse is one a single process may open and a run is executing against: leave it alone."""
+    return warehouse.single_process and active_run(instance, statuses=EXECUTING_STATUSES) is not None
 
 
 def _ledger_reader(warehouse: Warehouse, instance: dg.DagsterInstance):
@@ -84,7 +67,7 @@ def _ledger_reader(warehouse: Warehouse, instance: dg.DagsterInstance):
         return None
 
     def read(days: Sequence[date]) -> dict[date, list[LedgerEntry]]:
-        with _sensor_read(warehouse):
+        with warehouse.brief_read():
             frame = warehouse.read(POS_FILE_LEDGER, where={"business_date": list(days)},
                                    columns=["business_date", "path", "size", "mtime", "content_hash", "status"])
         out: dict[date, list[LedgerEntry]] = {}
@@ -253,7 +236,7 @@ RETURNS_BATCH = 50_000  # new returns looked at per tick; the next tick goes on 
 
 def _returns_missing(warehouse: Warehouse, returns: pd.DataFrame) -> dict[date, list[int]]:
     """Of ``returns`` (return_id, day), those raw_online_returns does not hold, by business date."""
-    with _sensor_read(warehouse):
+    with warehouse.brief_read():
         held = warehouse.read(RAW_ONLINE_RETURNS, where={"business_date": sorted(set(returns["day"]))},
                               columns=["return_id"])
     missing = returns[~returns["return_id"].isin(set(held["return_id"].astype(int)))]
@@ -336,7 +319,7 @@ def online_recheck_sensor(context: dg.SensorEvaluationContext, online_store: Sql
     if _duckdb_held(warehouse, context.instance):
         return busy
     try:
-        with _sensor_read(warehouse):
+        with warehouse.brief_read():
             changed = changed_days(online_store, warehouse, days, timezone)
     except WarehouseBusy:
         return busy
@@ -420,7 +403,7 @@ def pos_reload_after_stores_change(context: dg.SensorEvaluationContext, warehous
     if _duckdb_held(warehouse, context.instance):
         return busy
     try:
-        with _sensor_read(warehouse):
+        with warehouse.brief_read():
             days = days_fixed_by_stores(warehouse)
     except WarehouseBusy:
         return busy

@@ -118,6 +118,10 @@ DUCKDB_LOCK_WAIT_SECONDS = 15.0
 DUCKDB_DEFAULT_MEMORY_LIMIT = "1GB"
 
 
+class WarehouseBusy(RuntimeError):
+    """A brief reader (a sensor) cannot read now: the embedded DuckDB file is held by a run; try on the next tick."""
+
+
 class WarehouseLocked(RuntimeError):
     """The embedded DuckDB warehouse file stayed locked by another process."""
 

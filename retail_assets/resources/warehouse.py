@@ -29,7 +29,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
-from retail_assets.resources.urls import ConfigError, make_engine, redact
+from retail_assets.resources.urls import ConfigError, WarehouseBusy, WarehouseLocked, make_engine, redact
 from retail_assets.schemas.base import TableSpec
 
 Filter = Mapping[str, Any]
@@ -412,6 +412,26 @@ class Warehouse(dg.ConfigurableResource):
     @property
     def display_url(self) -> str:
         return redact(self.url)
+
+    @property
+    def single_process(self) -> bool:
+        """Whether one process at a time may open the warehouse (an embedded DuckDB file): a sensor then keeps away
+        while a run executes, and lets the file go as soon as it has read."""
+        return self.dialect == "duckdb"
+
+    @contextmanager
+    def brief_read(self) -> Iterator[None]:
+        """A reader that must not hold the warehouse (a sensor's tick): a file lock a run took meanwhile raises
+        ``WarehouseBusy``, and a single-process warehouse is let go at once afterwards."""
+        try:
+            yield
+        except (sa.exc.DBAPIError, WarehouseLocked) as exc:
+            if self.single_process and "lock" in str(exc).lower():
+                raise WarehouseBusy(str(exc)) from None
+            raise
+        finally:
+            if self.single_process:
+                self.dispose()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.dispose()
