@@ -58,6 +58,20 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     if argv[0] == "demo":
         etl = str(BIN / "retail-etl")
+        # The sources keep only their current rows, so history needs a load before the period's changes and one
+        # after: the company as it stood when its period began is loaded first, then the whole period, and what
+        # changed in between (prices, categories, customers' cities and tiers, a duplicate) becomes versions. A
+        # warehouse that already exists is never removed here (that is an explicit act): the period loads on top.
+        fresh = "RETAIL_WAREHOUSE_URL" not in env and not (ROOT / "data" / "warehouse.duckdb").exists()
+        if fresh:
+            _say("step 1 of 2: the company as it stood when its period began")
+            subprocess.run([etl, "generate", "--as-of-start", *argv[1:]], check=True, env=env)
+            if subprocess.run([etl, "run"], env=env).returncode:
+                return 1
+            _say("step 2 of 2: the whole period")
+        else:
+            _say("the warehouse exists already: loading the period on top of it (remove data/warehouse.duckdb "
+                 "first for a demo whose history starts at the period's beginning)")
         subprocess.run([etl, "generate", *argv[1:]], check=True, env=env)
         return subprocess.run([etl, "run"], env=env).returncode
     start_postgres()

@@ -32,12 +32,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
         Path(args.out), stores=args.stores, days=args.days, start=args.start,
         lines_per_store_day=args.lines_per_store_day, seed=args.seed, timezone=load_settings().timezone,
         progress=lambda msg: print(f"  {msg}", flush=True),
-        online_store_url=args.online_store_url, crm_url=args.crm_url,
+        online_store_url=args.online_store_url, crm_url=args.crm_url, as_of_start=args.as_of_start,
     )
     pos_lines = sum(s["lines"] for day in manifest["pos"].values() for s in day.values())
     online_lines = sum(d["order_lines"] for d in manifest["online"].values())
-    print(f"generated {args.out}: {args.stores} stores x {args.days} days, {pos_lines:,} POS lines, "
-          f"{online_lines:,} online order lines in {time.monotonic() - started:.1f}s")
+    if args.as_of_start:
+        print(f"generated {args.out}: the company as it stood on {args.start}, before its {args.days} days (no sales "
+              "yet); load it into a new warehouse with `retail-etl run`, then generate without --as-of-start and run "
+              "again (loaded after a later state, its older rows would become new versions)")
+    else:
+        print(f"generated {args.out}: {args.stores} stores x {args.days} days, {pos_lines:,} POS lines, "
+              f"{online_lines:,} online order lines in {time.monotonic() - started:.1f}s")
     for what, url, variable in (("online shop", args.online_store_url, "RETAIL_ONLINE_STORE_URL"),
                                 ("CRM", args.crm_url, "RETAIL_CRM_URL")):
         if url:  # the run reads the default SQLite file unless told where this one went
@@ -114,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "file DIR/online_store.db)")
     gen.add_argument("--crm-url", metavar="URL",
                      help="write the CRM into this database on a server (default: the SQLite file DIR/crm.db)")
+    gen.add_argument("--as-of-start", action="store_true",
+                     help="write the sources as they stood when the period began: the catalog, contacts and shop "
+                          "accounts before the period's changes, no sales yet; load that first and the full "
+                          "company after it, and the changes become history in the warehouse")
     gen.set_defaults(func=cmd_generate)
     check = sub.add_parser("check", help="try every source, the warehouse and DAGSTER_HOME; one line each")
     check.set_defaults(func=cmd_check)

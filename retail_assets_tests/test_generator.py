@@ -450,7 +450,9 @@ def test_online_and_crm_dirt(default_company: tuple[Path, dict]) -> None:
     cards = [card for _, _, card, _, _ in contacts if card]
     assert len(cards) == len(set(cards)) and all(re.fullmatch(r"LC\d{8}", c) for c in cards)
     assert {tier for *_, tier, _ in contacts if tier} == {"bronze", "silver", "gold", "platinum"}
-    assert all(datetime.fromisoformat(created) < start for *_, created in contacts)
+    # Everyone was in the CRM before the period, except the few who sign up again during it.
+    late = [created for *_, created in contacts if datetime.fromisoformat(created) >= start]
+    assert len(late) == manifest["history"]["contacts"]["signed_up_again"] >= 1
 
 
 def test_scale_smoke_keeps_memory_modest(tmp_path: Path) -> None:
@@ -474,3 +476,84 @@ def test_mtimes_follow_the_business_date(default_company: tuple[Path, dict]) -> 
         for entry in stores.values():
             received = datetime.fromtimestamp(os.stat(root / entry["file"]).st_mtime, UTC).date()
             assert date.fromisoformat(day) < received <= date.fromisoformat(day) + timedelta(days=4)
+
+
+def _rows(db: Path, sql: str) -> dict:
+    with sqlite3.connect(db) as conn:
+        return {row[0]: row[1:] for row in conn.execute(sql)}
+
+
+def test_the_company_changes_during_the_period_and_as_of_start_is_before(
+    default_company: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, manifest = default_company
+    opening = generate_company(tmp_path / "opening", as_of_start=True)
+    start = manifest["business_dates"][0]
+    assert opening["params"] == {**manifest["params"], "as_of_start": True}
+    assert opening["business_dates"] == [] and opening["pos"] == {} and opening["online"] == {}
+    assert opening["orders"] == 0 and "history" not in opening
+    assert sorted(p.relative_to(tmp_path / "opening").as_posix() for p in (tmp_path / "opening").rglob("*")
+                  if p.is_file()) == ["crm.db", "manifest.json", "online_store.db", "pos_drop/stores.csv"]
+    with sqlite3.connect(tmp_path / "opening" / "online_store.db") as conn:
+        assert conn.execute("SELECT (SELECT count(*) FROM orders) + (SELECT count(*) FROM order_items) "
+                            "+ (SELECT count(*) FROM returns)").fetchone() == (0,)
+    history = manifest["history"]
+
+    # The catalog: each product changes at most once, at 10:00 UTC on a day after the first (before stores open).
+    sql = "SELECT sku, name, category, subcategory, list_price, unit_cost, is_active, updated_at FROM products"
+    now, then = _rows(out / "online_store.db", sql), _rows(tmp_path / "opening" / "online_store.db", sql)
+    assert now.keys() == then.keys()
+    changed = {sku for sku in now if now[sku][:6] != then[sku][:6]}
+    assert len(changed) == history["products"]["price_changed"] + history["products"]["category_moved"]
+    assert sum(now[s][1] != then[s][1] for s in changed) == history["products"]["category_moved"] > 0
+    assert sum(now[s][3] != then[s][3] for s in changed) == history["products"]["price_changed"] > 0
+    for sku in changed:
+        moment = datetime.fromisoformat(now[sku][6])
+        assert str(moment.date()) > start and moment.time().hour == 10, sku
+        assert datetime.fromisoformat(then[sku][6]) < datetime.fromisoformat(start)
+        assert now[sku][4:6] == then[sku][4:6]  # cost and active flag stay
+    assert all(now[sku] == then[sku] for sku in now.keys() - changed)
+
+    # The CRM: contacts updated in the period each changed one thing; the people who signed up again are new.
+    sql = ("SELECT contact_id, city, region, loyalty_tier, marketing_opt_in, phone, is_deleted, email, "
+           "loyalty_card, created_at, updated_at FROM contacts")
+    now, then = _rows(out / "crm.db", sql), _rows(tmp_path / "opening" / "crm.db", sql)
+    assert then.keys() <= now.keys()
+    assert len(now.keys() - then.keys()) == history["contacts"]["signed_up_again"]
+    kinds = Counter()
+    for contact_id, before in then.items():
+        after = now[contact_id]
+        diff = [name for name, a, b in zip(("city", "region", "tier", "opt_in", "phone", "deleted"), before, after,
+                                           strict=False) if a != b]
+        if diff:
+            kinds[{"city": "moved"}.get(diff[0], diff[0])] += 1
+            assert diff in (["city", "region"], ["city"], ["tier"], ["opt_in"], ["phone"], ["deleted"])
+            assert after[-1] >= start > before[-1], contact_id
+        else:
+            assert after[7:] == before[7:]
+    assert kinds == Counter({k: v for k, v in history["contacts"].items() if v and k != "signed_up_again"})
+    assert {"moved", "tier"} <= set(kinds)
+    opening_manifest = opening["crm"]
+    assert opening_manifest["contacts"] == len(then) and opening_manifest["contacts"] < manifest["crm"]["contacts"]
+
+    # A person who signed up again pays with the new card from the day after, never before.
+    first_day = {}
+    for contact_id in now.keys() - then.keys():
+        email, card, created = now[contact_id][6], now[contact_id][7], now[contact_id][8]
+        assert any(v[6].strip().lower() == email.strip().lower() for k, v in then.items()), "same person"
+        first_day[card] = datetime.fromisoformat(created).date() + timedelta(days=1)
+    used_on: dict[str, set[date]] = defaultdict(set)
+    for day, stores in manifest["pos"].items():
+        for entry in stores.values():
+            path = out / "pos_drop" / entry["file"]
+            data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+            for card in set(re.findall(rb"LC\d{8}", data)) & {c.encode() for c in first_day}:
+                used_on[card.decode()].add(date.fromisoformat(day))
+    assert used_on, "a new card is used at a till"
+    assert all(min(days) >= first_day[card] for card, days in used_on.items())
+
+    # The online shop: the accounts opened before the period, as they were.
+    sql = "SELECT customer_id, email, first_name, last_name, phone, created_at FROM customers"
+    now, then = _rows(out / "online_store.db", sql), _rows(tmp_path / "opening" / "online_store.db", sql)
+    assert then == {k: v for k, v in now.items() if v[4] < start}
+    assert len(then) == opening["online_customers"] < manifest["online_customers"]

@@ -31,6 +31,15 @@ Manifest keys (all keys strings, amounts exact 2-decimal strings):
   ``returns`` (returns whose ``returned_at`` falls that day), ``quantity`` (sold minus returned units),
   ``net_amount`` (sale lines' quantity * unit_price - discount_amount, minus that day's refund_amount).
 - ``crm``: ``contacts``, ``deleted``, ``duplicate_contacts``; ``online_customers``, ``products``, ``orders``.
+- ``history``: what changed during the period, each entity at most once (the sources keep only the current row
+  and its ``updated_at``): ``products`` (``price_changed``, ``category_moved``) and ``contacts`` (``moved``,
+  ``tier``, ``opt_in``, ``phone``: contacts updated in the period; ``signed_up_again``: new contacts of people
+  already in the CRM, who pay with the new card from the next day; ``deleted``: deleted in the period).
+
+``generate_company(out, as_of_start=True)`` writes the sources as they stood when the period began instead: the
+catalog, contacts and shop accounts before those changes, no orders and no POS files (``stores.csv`` only). Its
+manifest has empty day sections, no ``history`` and ``params.as_of_start``. Loading it, then the full company,
+is how the warehouse gets the period's history (``retail-etl generate --as-of-start``).
 """
 
 from .company import generate_company

@@ -7,16 +7,17 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ._common import epoch, local_midnight_utc, substream, write_file
 from .crm import write_crm
-from .drop import write_pos_drop
+from .drop import write_pos_drop, write_stores_csv
 from .online import write_online
 from .pos import SalesContext
-from .reference import make_people, make_products, make_stores, make_unknown_skus
+from .reference import make_people, make_products, make_stores, make_unknown_skus, move_categories
 
 OUTPUTS = ("pos_drop", "online_store.db", "crm.db", "manifest.json")
 
@@ -33,6 +34,7 @@ def generate_company(
     progress: Callable[[str], None] | None = None,
     online_store_url: str | None = None,
     crm_url: str | None = None,
+    as_of_start: bool = False,
 ) -> dict:
     """Generate a realistic, dirty, deterministic retail company under ``out`` and return its manifest.
 
@@ -42,6 +44,14 @@ def generate_company(
     correct loader accepts, rejects (and why) and sums to; its layout is documented in the package docstring.
     ``online_store_url`` and ``crm_url`` put those sources on a server instead (``target.py``); the data and the
     manifest are the same.
+
+    The company changes during the period, as a real one does, and its sources keep only the current state with
+    ``updated_at``: prices change (some names too), one subcategory moves to another category, contacts move,
+    change loyalty tier, opt in or out, give a new phone, a few sign up again (a duplicate the platform merges)
+    or are deleted (manifest ``history``). A warehouse loaded once sees only the end state; ``as_of_start``
+    writes the sources as they stood when the period began (the catalog, contacts and shop accounts before those
+    changes, no sales yet), so loading that first and then the full company makes every change a version valid
+    from its ``updated_at``.
 
     Memory stays flat with volume: each POS file is written before the next is built and database rows are
     inserted in batches.
@@ -60,6 +70,7 @@ def generate_company(
     n_products = max(300, stores * 20)
     store_list = make_stores(substream(seed, "stores"), stores, start, days, n_products)
     catalog = make_products(substream(seed, "products"), n_products, start, days)
+    moved = move_categories(substream(seed, "history", "catalog"), catalog, start, days)
     popularity = substream(seed, "popularity")
     active = [i for i, product in enumerate(catalog) if product.is_active]
     popularity.shuffle(active)
@@ -75,7 +86,9 @@ def generate_company(
     people = make_people(substream(seed, "people"), n_crm_people + n_online_only, store_list)
 
     report("CRM contacts")
-    crm = write_crm(crm_url or out / "crm.db", substream(seed, "crm"), people[:n_crm_people], n_duplicates, start, now)
+    crm = write_crm(crm_url or out / "crm.db", substream(seed, "crm"), people[:n_crm_people], n_duplicates, start, now,
+                    history=substream(seed, "history", "crm"), cities=[(s.city, s.region) for s in store_list],
+                    opening=as_of_start)
     report("online shop")
     online = write_online(
         online_store_url or out / "online_store.db",
@@ -91,9 +104,17 @@ def generate_company(
         now,
         max(40, lines_per_store_day * stores // 4),
         report,
+        opening=as_of_start,
     )
-    ctx = SalesContext(catalog, active, cum_weights, unknown_skus, crm.cards, crm.unknown_cards)
-    drop = write_pos_drop(out / "pos_drop", seed, ctx, store_list, dates, lines_per_store_day, report)
+    if as_of_start:
+        # Before the period: head office's store list (a closure in the period not yet recorded), no sales yet.
+        write_stores_csv(out / "pos_drop", [replace(s, closed_on=None) for s in store_list], dates)
+        drop = {"pos": {}, "pos_missing": [], "pos_inventory": {}, "bad_files": [], "ignored_files": [],
+                "duplicate_files": [], "superseded_files": []}
+    else:
+        ctx = SalesContext(catalog, active, cum_weights, unknown_skus, crm.cards, crm.unknown_cards,
+                           crm.card_switches)
+        drop = write_pos_drop(out / "pos_drop", seed, ctx, store_list, dates, lines_per_store_day, report)
 
     manifest = {
         "params": {
@@ -104,7 +125,7 @@ def generate_company(
             "seed": seed,
             "timezone": timezone,
         },
-        "business_dates": [day.isoformat() for day in dates],
+        "business_dates": [] if as_of_start else [day.isoformat() for day in dates],
         **drop,
         "online": online.by_day,
         "crm": {"contacts": crm.contacts, "deleted": crm.deleted, "duplicate_contacts": crm.duplicate_contacts},
@@ -112,7 +133,13 @@ def generate_company(
         "products": len(catalog),
         "orders": online.orders,
     }
-    extracted = epoch(now)
+    if as_of_start:
+        manifest["params"]["as_of_start"] = True
+    else:
+        repriced = sum(1 for p in catalog if p.changed_at is not None) - moved
+        manifest["history"] = {"products": {"price_changed": repriced, "category_moved": moved},
+                               "contacts": dict(sorted(crm.changes.items()))}
+    extracted = epoch(local_midnight_utc(dates[0], zone) if as_of_start else now)
     for database, url in (("online_store.db", online_store_url), ("crm.db", crm_url)):
         if url is None:
             os.utime(out / database, (extracted, extracted))

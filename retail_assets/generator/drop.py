@@ -93,7 +93,7 @@ def write_pos_drop(
     plan = plan_deliveries(substream(seed, "deliveries"), stores, dates)
     # Everything else has arrived by then: the in-progress upload is the newest file in the folder.
     drop_now = epoch(utc_at(dates[-1] + timedelta(days=4)))
-    _write_stores_csv(root, stores, dates)
+    write_stores_csv(root, stores, dates)
 
     pos: dict[str, dict] = {}
     inventory: dict[str, dict] = {}
@@ -165,7 +165,7 @@ def write_pos_drop(
     }
 
 
-def _write_stores_csv(root: Path, stores: Sequence[Store], dates: Sequence[date]) -> None:
+def write_stores_csv(root: Path, stores: Sequence[Store], dates: Sequence[date]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(STORES_HEADER)

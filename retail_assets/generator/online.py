@@ -87,22 +87,33 @@ def write_online(
     now: datetime,
     lines_per_day: int,
     progress: Callable[[str], None],
+    opening: bool = False,
 ) -> OnlineSummary:
     """Create ``online_store.db`` (or the shop at a server's URL).
 
     ``customer_count`` accounts are opened: ``online_people`` shop online only, the rest are CRM people.
-    ``lines_per_day`` is the average number of order lines a day.
+    ``lines_per_day`` is the average number of order lines a day. ``opening``: the shop as it stood when the
+    period began: the catalog before the period's changes, the accounts opened before it, no orders yet.
     """
     summary = OnlineSummary()
-    by_day = {day.isoformat(): _Day() for day in dates}
     period_start = utc_at(dates[0])
+    by_day = {} if opening else {day.isoformat(): _Day() for day in dates}
     engine = open_target(target, online_metadata, "online shop")
     try:
         with engine.begin() as conn:
-            conn.execute(products.insert(), [_product_row(p) for p in catalog])
+            conn.execute(products.insert(), [_product_row(p, period_start if opening else None) for p in catalog])
             shared = min(len(crm_people), max(0, customer_count - len(online_people)))
             customer_rows = _customers(rng_for("online", "customers"), crm_people, online_people, shared,
                                        period_start, now)
+            if opening:
+                customer_rows = [{**row, "updated_at": row["updated_at"] if row["updated_at"] < period_start
+                                  else row["created_at"]}
+                                 for row in customer_rows if row["created_at"] < period_start]
+                for offset in range(0, len(customer_rows), BATCH_ROWS):
+                    conn.execute(customers.insert(), customer_rows[offset:offset + BATCH_ROWS])
+                summary.customers = len(customer_rows)
+                _insert_inventory(conn, rng_for("online", "inventory"), catalog, period_start)
+                return summary
             for offset in range(0, len(customer_rows), BATCH_ROWS):
                 conn.execute(customers.insert(), customer_rows[offset:offset + BATCH_ROWS])
             summary.customers = len(customer_rows)
@@ -126,18 +137,21 @@ def write_online(
     return summary
 
 
-def _product_row(p: Product) -> dict:
+def _product_row(p: Product, as_of: datetime | None = None) -> dict:
+    """The catalog row now, or as it stood at ``as_of``."""
+    name, category, subcategory, price, updated_at = p.row_at(as_of) if as_of else (
+        p.name, p.category, p.subcategory, p.price, p.updated_at)
     return {
         "product_id": p.product_id,
         "sku": p.sku,
-        "name": p.name,
-        "category": p.category,
-        "subcategory": p.subcategory,
+        "name": name,
+        "category": category,
+        "subcategory": subcategory,
         "brand": p.brand,
         "unit_cost": p.unit_cost / 100,
-        "list_price": p.price / 100,
+        "list_price": price / 100,
         "is_active": p.is_active,
-        "updated_at": p.updated_at,
+        "updated_at": updated_at,
     }
 
 

@@ -11,8 +11,8 @@ import csv
 import gzip
 import io
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from operator import itemgetter
 
@@ -65,6 +65,9 @@ class SalesContext:
     unknown_skus: Sequence[str]
     cards: Sequence[str]
     unknown_cards: Sequence[str]
+    # card -> (first business day, the card used instead from then on): a customer who signed up again in the
+    # period (a new CRM contact, a new card) pays with the new card from the day after.
+    card_switches: Mapping[str, tuple[date, str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -105,11 +108,15 @@ def build_store_day(rng: random.Random, ctx: SalesContext, store: Store, day: da
     valid = unknown = quantity_sum = net = return_lines = 0
     empty_receipt_used = False
     pick = 0
+    switches = ctx.card_switches
     for receipt_no, (size, second) in enumerate(zip(sizes, times, strict=True), start=1):
         register = uniform_pick(rng, store.registers)
         cashier = uniform_pick(rng, store.cashiers)
         if random() < CARD_RATE:
             card = uniform_pick(rng, ctx.unknown_cards if random() < UNKNOWN_CARD_RATE else ctx.cards)
+            switch = switches.get(card)
+            if switch is not None and day >= switch[0]:
+                card = switch[1]
         else:
             card = ""
         payment = weighted(rng, PAYMENTS, PAYMENT_CUM_WEIGHTS)

@@ -192,6 +192,12 @@ class Product:
     old_price: int
     changed_at: datetime | None
     printed: tuple[str, str, str, str]
+    # The catalog row before the period's one change (price, name, or a move to another category): the state
+    # the platform saw when the period began (``generate --as-of-start``).
+    old_name: str = ""
+    old_updated_at: datetime | None = None
+    old_category: str | None = None
+    old_subcategory: str | None = None
 
     def price_on(self, day: date) -> int:
         """Shelf price on a store business day.
@@ -208,6 +214,13 @@ class Product:
         if self.changed_at is not None and instant < self.changed_at:
             return self.old_price
         return self.price
+
+    def row_at(self, instant: datetime) -> tuple[str, str, str, int, datetime]:
+        """``(name, category, subcategory, price, updated_at)`` of the catalog row as it stood at ``instant``."""
+        if self.changed_at is None or instant >= self.changed_at:
+            return self.name, self.category, self.subcategory, self.price, self.updated_at
+        return (self.old_name or self.name, self.old_category or self.category,
+                self.old_subcategory or self.subcategory, self.old_price, self.old_updated_at or self.updated_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +342,7 @@ def make_products(rng: random.Random, count: int, start: date, days: int) -> lis
         updated_at = random_instant(rng, datetime(2023, 1, 1), period_start - timedelta(days=1))
         changed_at = None
         old_price = price
+        old_name, old_updated_at = name, updated_at
         if is_active and days >= 2 and rng.random() < 0.06:
             changed_at = utc_at(start + timedelta(days=rng.randint(1, days - 1)), 10)
             old_price = max(99, int(price * rng.choice((0.8, 0.85, 0.9, 1.1, 1.15, 1.2))) // 10 * 10 + 9)
@@ -341,9 +355,44 @@ def make_products(rng: random.Random, count: int, start: date, days: int) -> lis
         printed = (sku, sku.lower(), sku.replace("-", ""), f" {sku} ")
         products.append(
             Product(product_id, sku, name, category, subcategory, brand, unit_cost, price, is_active,
-                    updated_at, old_price, changed_at, printed)
+                    updated_at, old_price, changed_at, printed, old_name, old_updated_at)
         )
     return products
+
+
+# Where a catalog re-organisation may move a subcategory: (category, subcategory) -> the category it joins.
+CATEGORY_MOVES = {
+    ("Kitchen", "Tableware"): "Home & Bath",
+    ("Garden", "Seeds"): "Grocery",
+    ("Sports", "Cycling"): "Outdoor",
+    ("Home & Bath", "Candles"): "Home Fragrance",
+    ("Electronics", "Charging"): "Accessories & Power",
+}
+
+
+def move_categories(rng: random.Random, catalog: list[Product], start: date, days: int) -> int:
+    """Head office re-organises the catalog once during the period: the active products of one subcategory join
+    another category at 10:00 UTC of a day after the first (before any store opens). A product whose price
+    changes in the period keeps its category, so every product changes at most once. Returns how many moved.
+
+    Uses its own random stream, so the catalog, the prices and everything drawn from them stay as they were.
+    """
+    if days < 2:
+        return 0
+    (category, subcategory), target = rng.choice(sorted(CATEGORY_MOVES.items()))
+    moved_at = utc_at(start + timedelta(days=rng.randint(1, days - 1)), 10)
+    moved = 0
+    for product in catalog:
+        if (product.category, product.subcategory) != (category, subcategory):
+            continue
+        if not product.is_active or product.changed_at is not None:
+            continue
+        product.old_category, product.old_subcategory = product.category, product.subcategory
+        product.category = target
+        product.old_updated_at, product.updated_at = product.updated_at, moved_at
+        product.changed_at = moved_at
+        moved += 1
+    return moved
 
 
 def make_unknown_skus(rng: random.Random, known: set[str], count: int = 20) -> list[str]:
