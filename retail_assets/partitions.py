@@ -9,15 +9,15 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pandas as pd
 
-from retail_assets.settings import load_settings
-
-_settings = load_settings()
+from retail_assets.settings import DEFINITION_SETTINGS
 
 # Backfill policies are a beta parameter of @asset; the policy below is deliberate, so say it once, not per asset.
 warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` .* is currently in beta")
 
+# RETAIL_PARTITION_START and RETAIL_TIMEZONE live here for every asset body: ``daily_partitions.timezone``,
+# ``daily_partitions.start``.
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=_settings.partition_start, timezone=_settings.timezone, end_offset=1
+    start_date=DEFINITION_SETTINGS.partition_start, timezone=DEFINITION_SETTINGS.timezone, end_offset=1
 )
 
 # Every dated asset shares one policy (a job may not mix them): one business date a run, so a failure names its

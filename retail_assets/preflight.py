@@ -27,7 +27,7 @@ from retail_assets.resources.urls import (
     normalise_url,
     redact,
 )
-from retail_assets.settings import Settings, setting
+from retail_assets.settings import Settings, dagster_home
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 ONLINE_TABLES = ("customers", "products", "orders", "order_items", "returns", "inventory")  # SPEC 3
@@ -310,7 +310,7 @@ def run_checks(settings: Settings) -> Preflight:
 def log_folder() -> Path:
     """``logs/`` beside DAGSTER_HOME (``data/logs`` by default) when that folder exists and is writable, else a
     folder in the system's temporary directory: writing a log never creates ``data/``."""
-    parent = Path(setting("DAGSTER_HOME")).expanduser().resolve().parent
+    parent = dagster_home().parent
     if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
         return parent / "logs"
     return Path(tempfile.gettempdir()) / "retail-etl-logs"

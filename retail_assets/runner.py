@@ -156,8 +156,10 @@ def run_graph(start: date | None = None, end: date | None = None, *, echo=print,
              "variables named above (`retail-etl check` runs the checks alone)")
         return 1
 
-    from retail_assets.definitions import defs
+    from retail_assets.definitions import build_definitions
     from retail_assets.jobs import DAILY_JOB, MARTS_JOB, REFERENCE_JOB
+
+    defs = build_definitions()  # bound to the variables as load_settings left them, not as at the first import
 
     instance = instance_for(settings)
     started = time.monotonic()
@@ -218,9 +220,36 @@ def _cell(value: object) -> str:
     return "-" if value is None or pd.isna(value) else str(value)
 
 
-def _warehouse_summary(warehouse: Warehouse, days: list[date], echo) -> None:
-    """Rows per table (those split by business date counted in the range, the others whole), rejected rows by
-    reason, and every POS file refused or held in the range."""
+def _history(warehouse: Warehouse, echo, sample: bool) -> None:
+    """How many products and customers have more than one SCD2 version (the unknown member left out)."""
+    from retail_assets.schemas.warehouse import DIM_CUSTOMER, DIM_PRODUCT
+
+    parts, with_history = [], 0
+    for label, spec, business_key, surrogate_key in (("products", DIM_PRODUCT, "sku_norm", "product_key"),
+                                                    ("customers", DIM_CUSTOMER, "customer_id", "customer_key")):
+        table = warehouse.table(spec)
+        per_key = (sa.select(table.c[business_key], sa.func.count().label("n"))
+                   .where(table.c[surrogate_key] != -1).group_by(table.c[business_key]).subquery())
+        counts = warehouse.query(sa.select(sa.func.count().label("entities"),
+                                           sa.func.sum(sa.case((per_key.c.n > 1, 1), else_=0)).label("changed"),
+                                           sa.func.sum(per_key.c.n).label("versions")))
+        row = counts.iloc[0]
+        entities, changed, versions = (0 if pd.isna(row[c]) else int(row[c]) for c in ("entities", "changed",
+                                                                                          "versions"))
+        parts.append(f"{changed:,} of {entities:,} {label} ({versions:,} versions in {spec.name})")
+        with_history += changed
+    echo("\nhistory: " + " and ".join(parts) + " have more than one version; each fact points at the version "
+         "valid when it was sold")
+    if sample and not with_history:
+        echo("  a warehouse loaded once knows only the sources' current rows: load the sample company as it stood "
+             "when its period began first (`retail-etl generate --as-of-start`, `retail-etl run`), then generate "
+             "and run again, and the period's changes become versions")
+
+
+def _warehouse_summary(warehouse: Warehouse, days: list[date], echo, *, sample: bool = False) -> None:
+    """Rows per table (those split by business date counted in the range, the others whole), the entities with
+    history, rejected rows by reason (``sample``: said to be the sample company's planted dirt), and every POS
+    file refused or held in the range."""
     from retail_assets.schemas import ALL_TABLES
 
     span = f"{days[0]} .. {days[-1]}" if days else None
@@ -238,6 +267,7 @@ def _warehouse_summary(warehouse: Warehouse, days: list[date], echo) -> None:
              + "".join(f"\n  {name:<28} {n:>12,}" for name, n in by_day))
     echo("\nrows in the whole table (tables not split by business date):"
          + "".join(f"\n  {name:<28} {n:>12,}" for name, n in whole))
+    _history(warehouse, echo, sample and bool(days))
 
     def in_range(table: sa.Table) -> list[sa.ColumnElement[bool]]:
         day = table.c.business_date
@@ -250,6 +280,10 @@ def _warehouse_summary(warehouse: Warehouse, days: list[date], echo) -> None:
     total = int(by_reason["n"].sum()) if len(by_reason) else 0
     echo(f"\nrejected rows: {total:,} ({f'{span} and undated' if span else 'whole table'})"
          + "".join(f"\n  {r.reason_code:<28} {int(r.n):>12,}" for r in by_reason.itertuples()))
+    if sample and total:
+        echo("  the sample company of `retail-etl generate` is dirty on purpose: it plants every one of these "
+             "(manifest.json beside pos_drop lists them); with real sources, a bad line or file is one to fix at its "
+             "source")
 
     ledger = warehouse.table(ALL_TABLES["pos_file_ledger"])
     files = warehouse.query(
@@ -267,7 +301,7 @@ def summary(settings: Settings, days: list[date], outcomes: list[RunOutcome], ec
     and the days loaded are what matters then."""
     warehouse = Warehouse(url=settings.warehouse_url)
     try:
-        _warehouse_summary(warehouse, days, echo)
+        _warehouse_summary(warehouse, days, echo, sample=(settings.pos_drop_dir.parent / "manifest.json").is_file())
     except Exception as exc:  # noqa: BLE001 - the summary must reach the FAILED lines whatever the warehouse does
         if log is not None:
             log.exception(exc, "summary: reading the warehouse")

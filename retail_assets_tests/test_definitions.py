@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -59,6 +60,42 @@ def test_jobs_cover_the_graph_in_load_order():
 def test_connection_strings_are_bound_as_environment_variables():
     for key in ("online_store", "crm", "warehouse"):
         assert isinstance(defs.resources[key].url, dg.EnvVar), key
+
+
+def test_run_time_settings_are_resource_fields_bound_to_their_variables(monkeypatch):
+    """A variable that is set is bound as dg.EnvVar (the UI shows its name, never a URL or a password); an unset one
+    is the documented default; nothing is written into the environment."""
+    from retail_assets.definitions import build_resources
+    from retail_assets.settings import DEFAULTS
+
+    for name in ("RETAIL_POS_CHUNK_BYTES", "RETAIL_UI_BASE_URL", "RETAIL_ALERT_SMTP_HOST", "RETAIL_RESEND_HOLD_SHARE"):
+        monkeypatch.delenv(name, raising=False)
+    resources = build_resources()
+    assert resources["pos_drop"].chunk_bytes == int(DEFAULTS["RETAIL_POS_CHUNK_BYTES"])
+    assert resources["pos_drop"].resend_hold_share == 0.5
+    assert resources["alerts"].smtp_host is None and resources["alerts"].ui_base_url == "http://localhost:3000"
+    assert "RETAIL_POS_CHUNK_BYTES" not in os.environ and "RETAIL_UI_BASE_URL" not in os.environ
+
+    monkeypatch.setenv("RETAIL_POS_CHUNK_BYTES", "1500")
+    monkeypatch.setenv("RETAIL_RESEND_HOLD_SHARE", "0.9")
+    monkeypatch.setenv("RETAIL_ALERT_WEBHOOK_URL", "https://hooks.example/services/T0/B0/secret-token")
+    resources = build_resources()
+    chunk = resources["pos_drop"].chunk_bytes
+    assert type(chunk) is type(dg.EnvVar.int("X")) and chunk.name == "RETAIL_POS_CHUNK_BYTES"
+    assert resources["pos_drop"].resend_hold_share == 0.9  # a number: Dagster has no float EnvVar, and no secret
+    assert resources["alerts"].webhook_url == dg.EnvVar("RETAIL_ALERT_WEBHOOK_URL")
+    assert "secret-token" not in repr(resources["alerts"])
+
+
+def test_no_asset_or_sensor_reads_the_environment():
+    """Settings reach asset and sensor bodies through resources and the partitions definition, never by reading
+    the environment there (load_settings is for the command line's entry points)."""
+    code = [*(ROOT / "retail_assets" / "assets").rglob("*.py"), *(ROOT / "retail_assets" / "automation").glob("*.py")]
+    for path in code:
+        text = path.read_text()
+        assert "load_settings" not in text, path
+        # alerts.py masks the secrets of the whole process (the instance's password, ...) in what it sends
+        assert "os.environ" not in text or path.name == "alerts.py", path
 
 
 def test_table_docs_are_up_to_date():

@@ -3,12 +3,15 @@
 A step that failed because a database was briefly out of reach (restarting, failing over, out of connection
 slots), because the connection dropped mid-statement, because PostgreSQL chose it as a deadlock or serialization
 victim, or because another process held the embedded DuckDB file past the wait, will most likely pass a minute
-later: ``retries_transient`` turns those errors into ``dg.RetryRequested`` with a growing wait, and Dagster starts
-the step again (each day is one transaction, so the failed attempt left nothing behind). Bad data, a failed check,
-a wrong password or a missing table fail at once: the same input would fail again.
+later. Every asset carries ``TRANSIENT_RETRY`` (Dagster's ``RetryPolicy`` with exponential backoff), and its
+compute function is wrapped by ``retries_transient``: a transient error is left to the policy (each day is one
+transaction, so the failed attempt left nothing behind); any other error (bad data, a failed check, a wrong
+password, a missing table: the same input would fail again) becomes ``dg.Failure(allow_retries=False)``, which
+the policy does not retry. ``transient_reason`` is the knowledge of which errors are transient.
 
-Knobs (environment): ``RETAIL_TRANSIENT_RETRIES`` (3) attempts after the first, ``RETAIL_TRANSIENT_RETRY_SECONDS``
-(30) before the first retry, doubled for each further one.
+Knobs (definition time, ``settings.DEFINITION_SETTINGS``): ``RETAIL_TRANSIENT_RETRIES`` (3) retries after the first
+attempt, ``RETAIL_TRANSIENT_RETRY_SECONDS`` (30) before the first retry; Dagster's exponential backoff waits
+``delay * (2**n - 1)`` before retry n (30 s, 90 s, 210 s by default).
 """
 
 from __future__ import annotations
@@ -24,10 +27,18 @@ import dagster as dg
 import sqlalchemy as sa
 
 from retail_assets.resources.urls import WarehouseLocked, redact
-from retail_assets.settings import setting
+from retail_assets.settings import DEFINITION_SETTINGS
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARKER = "_retail_retries_transient"
+
+
+def transient_retry_policy(retries: int, seconds: float) -> dg.RetryPolicy:
+    return dg.RetryPolicy(max_retries=retries, delay=seconds, backoff=dg.Backoff.EXPONENTIAL)
+
+
+TRANSIENT_RETRY = transient_retry_policy(DEFINITION_SETTINGS.transient_retries,
+                                         DEFINITION_SETTINGS.transient_retry_seconds)
 
 # SQLSTATEs a retry can cure: connection exceptions (class 08), serialization failure, deadlock, too many
 # connections, lock_timeout expired, administrator shutdown / crash / not accepting connections yet.
@@ -72,42 +83,40 @@ def transient_reason(exc: BaseException) -> str | None:
     return None
 
 
-def retry_wait(attempt: int) -> float:
-    """Seconds before retry number ``attempt + 1`` (0 = the first retry)."""
-    return float(setting("RETAIL_TRANSIENT_RETRY_SECONDS")) * 2 ** attempt
-
-
 @contextmanager
-def _retry_on_transient() -> Iterator[None]:
+def _fail_unless_transient() -> Iterator[None]:
     try:
         yield
-    except dg.RetryRequested:
+    except (dg.Failure, dg.RetryRequested):
         raise
     except Exception as exc:
         reason = transient_reason(exc)
         if reason is None:
-            raise
-        retries = int(setting("RETAIL_TRANSIENT_RETRIES"))
+            # The error itself stays the cause, so the UI, the alerts and the terminal show it as before.
+            raise dg.Failure(description=redact(f"{type(exc).__name__}: {exc}"), allow_retries=False) from exc
         context = dg.OpExecutionContext.get()
-        attempt = context.retry_number
-        wait = retry_wait(attempt)
-        if attempt < retries:
-            context.log.warning(f"transient failure ({reason}); retry {attempt + 1} of {retries} in {wait:.0f}s")
-        raise dg.RetryRequested(max_retries=retries, seconds_to_wait=wait) from exc
+        # the asset's own policy, else its job's (the load jobs set it for every step)
+        policy = context.job_def.get_retry_policy_for_handle(context.op_handle) if context is not None else None
+        if context is not None and policy is not None and context.retry_number < policy.max_retries:
+            attempt = context.retry_number + 1
+            context.log.warning(f"transient failure ({reason}); retry {attempt} of {policy.max_retries} in "
+                                f"{policy.calculate_delay(attempt):.0f}s")
+        raise
 
 
 def retries_transient(fn: F) -> F:
-    """Decorate an asset's compute function (below ``@dg.asset``): transient errors become ``dg.RetryRequested``."""
+    """Decorate an asset's compute function (below ``@dg.asset(..., retry_policy=TRANSIENT_RETRY)``): a transient
+    error is raised for the policy to retry, any other becomes ``dg.Failure(allow_retries=False)``."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            with _retry_on_transient():
+            with _fail_unless_transient():
                 yield from fn(*args, **kwargs)
         wrapped: Any = generator
     else:
         @functools.wraps(fn)
         def function(*args: Any, **kwargs: Any) -> Any:
-            with _retry_on_transient():
+            with _fail_unless_transient():
                 return fn(*args, **kwargs)
         wrapped = function
     setattr(wrapped, MARKER, True)

@@ -10,15 +10,17 @@ daemon that was down catches up on the runs it missed:
   check of it failed (a non-blocking one).
 
 So each finished run that needs a person gives one alert, sent by e-mail (``RETAIL_ALERT_SMTP_*``) and to a
-webhook with a Slack-compatible JSON body (``RETAIL_ALERT_WEBHOOK_URL``). Each channel is off until its variables
-are set; with none set the sensors do nothing and report no error. An alert names the business day, the asset,
-the cause in one line and the link to the run in the web UI (``RETAIL_UI_BASE_URL``).
+webhook with a Slack-compatible JSON body (``RETAIL_ALERT_WEBHOOK_URL``). The channels are the resource
+``AlertChannels`` (key ``alerts``), bound in ``definitions.py``. Each channel is off until its variables are set;
+with none set the sensors do nothing and report no error. An alert names the business day, the asset, the cause in
+one line and the link to the run in the web UI (``RETAIL_UI_BASE_URL``).
 
 Both sensors watch every code location's runs: the runs ``retail-etl run`` executes in-process have no code
 location, and a sensor watching only its own would never see them.
 
 No secret reaches an alert or a log line: passwords in URLs are masked, and the values of the secret variables
-(the SMTP password, the webhook URL, the passwords of the database URLs) are replaced wherever they appear.
+(the SMTP password, the webhook URL, the passwords of the database URLs in the environment) are replaced wherever
+they appear.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import html
 import ipaddress
 import json
+import os
 import smtplib
 import ssl
 import urllib.error
@@ -37,20 +40,26 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 import sqlalchemy as sa
+from pydantic import Field
 
-from retail_assets.automation.sensors import DAILY_CHAIN_TAG
+from retail_assets.automation.common import DAILY_CHAIN_TAG
 from retail_assets.preflight import short
 from retail_assets.resources.urls import ConfigError, redact
 from retail_assets.runner import check_details
-from retail_assets.settings import optional_setting, setting
+from retail_assets.settings import DEFAULTS, bind
 
-SMTP_VARIABLES = ("RETAIL_ALERT_SMTP_HOST", "RETAIL_ALERT_SMTP_PORT", "RETAIL_ALERT_SMTP_USER",
-                  "RETAIL_ALERT_SMTP_PASSWORD", "RETAIL_ALERT_SMTP_FROM", "RETAIL_ALERT_SMTP_TO",
-                  "RETAIL_ALERT_SMTP_STARTTLS")
+# The resource's field of each variable (definitions.py binds them by these names).
+ALERT_VARIABLES = {
+    "smtp_host": "RETAIL_ALERT_SMTP_HOST", "smtp_port": "RETAIL_ALERT_SMTP_PORT",
+    "smtp_user": "RETAIL_ALERT_SMTP_USER", "smtp_password": "RETAIL_ALERT_SMTP_PASSWORD",
+    "smtp_from": "RETAIL_ALERT_SMTP_FROM", "smtp_to": "RETAIL_ALERT_SMTP_TO",
+    "smtp_starttls": "RETAIL_ALERT_SMTP_STARTTLS", "webhook_url": "RETAIL_ALERT_WEBHOOK_URL",
+    "ui_base_url": "RETAIL_UI_BASE_URL",
+}
 WEBHOOK_VARIABLE = "RETAIL_ALERT_WEBHOOK_URL"
-UI_VARIABLE = "RETAIL_UI_BASE_URL"
-# Variables whose whole value is a secret, and variables that may hold a URL with a password in it.
-SECRET_VARIABLES = ("RETAIL_ALERT_SMTP_PASSWORD", WEBHOOK_VARIABLE, "DAGSTER_PG_PASSWORD")
+# Secrets of the process that are not the alerts' own: masked wherever they appear, whoever configured them (the
+# instance's database password, and the passwords in the URLs of the platform and of Celery).
+SECRET_VARIABLES = ("DAGSTER_PG_PASSWORD",)
 URL_VARIABLES = ("RETAIL_ONLINE_STORE_URL", "RETAIL_CRM_URL", "RETAIL_WAREHOUSE_URL", "RETAIL_CELERY_BROKER_URL",
                  "RETAIL_CELERY_BACKEND_URL")
 # A secret this short would be masked inside ordinary words and make the alert unreadable; the URL patterns
@@ -115,15 +124,21 @@ class Alert:
 
 # --- what an alert says ---------------------------------------------------------------------------------------
 
-def secrets() -> list[str]:
-    """The secret values in the environment, longest first (a password inside a URL is replaced whole)."""
-    found = [v for v in (optional_setting(n) for n in SECRET_VARIABLES) if v]
-    webhook = optional_setting(WEBHOOK_VARIABLE)
-    if webhook:
-        parts = urlsplit(webhook)
+def _environment(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def secrets(channels: AlertChannels | None = None) -> list[str]:
+    """The secret values of the alert channels and of the environment, longest first (a password inside a URL is
+    replaced whole)."""
+    found = [v for v in (_environment(n) for n in SECRET_VARIABLES) if v]
+    if channels is not None:
+        found += [v for v in (channels.smtp_password, channels.webhook_url) if v]
+    if channels is not None and channels.webhook_url:
+        parts = urlsplit(channels.webhook_url)
         found += [parts.path, parts.query]  # the token is in the path (Slack) or the query (others)
     for name in URL_VARIABLES:
-        value = optional_setting(name)
+        value = _environment(name)
         if value and "://" in value:
             try:
                 password = sa.make_url(value).password
@@ -134,16 +149,13 @@ def secrets() -> list[str]:
     return sorted({s for s in found if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
 
 
-def scrub(text: str) -> str:
-    """``text`` with passwords in URLs masked and every secret value of the environment replaced by ***."""
+def scrub(text: str, channels: AlertChannels | None = None) -> str:
+    """``text`` with passwords in URLs masked and every secret value of the channels and the environment replaced
+    by ***."""
     text = redact(text)
-    for secret in secrets():
+    for secret in secrets(channels):
         text = text.replace(secret, "***")
     return text
-
-
-def ui_link(run_id: str) -> str:
-    return f"{setting(UI_VARIABLE).rstrip('/')}/runs/{run_id}"
 
 
 def run_day(run: dg.DagsterRun) -> str:
@@ -163,7 +175,7 @@ def _events(instance: dg.DagsterInstance, run_id: str, *types: dg.DagsterEventTy
     return [e.dagster_event for e in instance.all_logs(run_id, of_type=set(types)) if e.dagster_event]
 
 
-def error_cause(error) -> str:
+def error_cause(error, channels: AlertChannels | None = None) -> str:
     """The root cause of a failure in one line: a message ending in ':' goes on with its next lines, SQL
     statements are left out, and Dagster's own errors lose their class name (their message says it all)."""
     while error.cause is not None:
@@ -174,7 +186,7 @@ def error_cause(error) -> str:
         text = f"{text} {rest.pop(0)}"
     if error.cls_name.startswith("Dagster"):
         text = text.split(f"{error.cls_name}: ", 1)[-1]
-    return scrub(short(" ".join(text.split()), MAX_CAUSE))
+    return scrub(short(" ".join(text.split()), MAX_CAUSE), channels)
 
 
 def _failed_error_checks(events: list[dg.DagsterEvent]) -> list[tuple[str | None, dg.AssetCheckEvaluation]]:
@@ -189,14 +201,14 @@ def _failed_error_checks(events: list[dg.DagsterEvent]) -> list[tuple[str | None
     return out
 
 
-def _check_problem(evaluation: dg.AssetCheckEvaluation) -> Problem:
+def _check_problem(evaluation: dg.AssetCheckEvaluation, channels: AlertChannels | None = None) -> Problem:
     details = check_details(evaluation.metadata or {}) or "no details recorded"
     return Problem(evaluation.asset_key.to_user_string(),
-                   scrub(short(f"ERROR check {evaluation.check_name} failed: {details}", MAX_CAUSE)))
+                   scrub(short(f"ERROR check {evaluation.check_name} failed: {details}", MAX_CAUSE), channels))
 
 
 def failed_run_alert(instance: dg.DagsterInstance, run: dg.DagsterRun,
-                     failure_event: dg.DagsterEvent | None = None) -> Alert:
+                     failure_event: dg.DagsterEvent | None = None, channels: AlertChannels | None = None) -> Alert:
     """What to tell about a failed run: each failed step's asset and cause, and each failed ERROR check."""
     events = _events(instance, run.run_id, dg.DagsterEventType.STEP_FAILURE,
                      dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
@@ -213,28 +225,32 @@ def failed_run_alert(instance: dg.DagsterInstance, run: dg.DagsterRun,
         error = event.step_failure_data.error
         stopped_by = [(i, ev) for i, (step, ev) in enumerate(checks) if step == event.step_key]
         if error is not None and error.cls_name == "DagsterAssetCheckFailedError" and stopped_by:
-            problems += [_check_problem(ev) for _, ev in stopped_by]
+            problems += [_check_problem(ev, channels) for _, ev in stopped_by]
             told |= {i for i, _ in stopped_by}
             continue
         asset = ", ".join(assets_of_step.get(event.step_key or "", [])) or (event.step_key or "-")
-        problems.append(Problem(asset, error_cause(error) if error is not None else "the step failed"))
-    problems += [_check_problem(ev) for i, (_, ev) in enumerate(checks) if i not in told]
+        problems.append(Problem(asset, error_cause(error, channels) if error is not None else "the step failed"))
+    problems += [_check_problem(ev, channels) for i, (_, ev) in enumerate(checks) if i not in told]
     if not problems:  # the run failed outside any step: it could not start, its process died, ...
         data = failure_event.event_specific_data if failure_event is not None else None
         error = getattr(data, "error", None)
-        cause = error_cause(error) if error is not None else (failure_event.message if failure_event else "")
+        cause = error_cause(error, channels) if error is not None else (failure_event.message if failure_event else "")
         assets = sorted({a for names in assets_of_step.values() for a in names})
-        problems.append(Problem(", ".join(assets[:3]) or "-", scrub(short(cause or "the run failed", MAX_CAUSE))))
-    return Alert("failed", run.job_name, run.run_id, run_day(run), tuple(problems), ui_link(run.run_id))
+        problems.append(Problem(", ".join(assets[:3]) or "-",
+                                scrub(short(cause or "the run failed", MAX_CAUSE), channels)))
+    link = (channels or AlertChannels()).link(run.run_id)
+    return Alert("failed", run.job_name, run.run_id, run_day(run), tuple(problems), link)
 
 
-def failed_checks_alert(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Alert | None:
+def failed_checks_alert(instance: dg.DagsterInstance, run: dg.DagsterRun,
+                        channels: AlertChannels | None = None) -> Alert | None:
     """What to tell about a successful run: its failed ERROR checks, or None when there is none."""
     checks = _failed_error_checks(_events(instance, run.run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION))
     if not checks:
         return None
     return Alert("finished with a failed ERROR check", run.job_name, run.run_id, run_day(run),
-                 tuple(_check_problem(ev) for _, ev in checks), ui_link(run.run_id))
+                 tuple(_check_problem(ev, channels) for _, ev in checks),
+                 (channels or AlertChannels()).link(run.run_id))
 
 
 # --- where it goes ----------------------------------------------------------------------------------------------
@@ -261,25 +277,21 @@ class EmailChannel:
     name = "e-mail"
 
     @classmethod
-    def from_environment(cls) -> EmailChannel | None:
-        host = optional_setting("RETAIL_ALERT_SMTP_HOST")
-        if host is None:
+    def configured(cls, alerts: AlertChannels) -> EmailChannel | None:
+        host = (alerts.smtp_host or "").strip()
+        if not host:
             return None
-        recipients = tuple(a.strip() for a in (optional_setting("RETAIL_ALERT_SMTP_TO") or "").split(",")
-                           if a.strip())
+        recipients = tuple(a.strip() for a in (alerts.smtp_to or "").split(",") if a.strip())
         if not recipients:
             raise ConfigError("e-mail alerts", "RETAIL_ALERT_SMTP_HOST is set but RETAIL_ALERT_SMTP_TO is not",
                               "set RETAIL_ALERT_SMTP_TO to the on-call addresses (comma-separated), or unset the host")
-        port, mode = setting("RETAIL_ALERT_SMTP_PORT"), setting("RETAIL_ALERT_SMTP_STARTTLS").strip().lower()
-        if not port.isdigit():
-            raise ConfigError("e-mail alerts", f"RETAIL_ALERT_SMTP_PORT={port!r} is not a port number",
-                              "set it to the mail server's port (587 for submission with STARTTLS)")
+        mode = alerts.smtp_starttls.strip().lower()
         if mode not in ("auto", "true", "false"):
             raise ConfigError("e-mail alerts", f"RETAIL_ALERT_SMTP_STARTTLS={mode!r}", "set it to auto, true or false")
-        user = optional_setting("RETAIL_ALERT_SMTP_USER")
+        user = (alerts.smtp_user or "").strip() or None
         fallback = user if user and "@" in user else "retail-etl@localhost"
-        sender = optional_setting("RETAIL_ALERT_SMTP_FROM") or fallback
-        return cls(host, int(port), user, optional_setting("RETAIL_ALERT_SMTP_PASSWORD"), sender, recipients, mode)
+        sender = (alerts.smtp_from or "").strip() or fallback
+        return cls(host, alerts.smtp_port, user, alerts.smtp_password or None, sender, recipients, mode)
 
     def message(self, alert: Alert) -> EmailMessage:
         msg = EmailMessage()
@@ -316,9 +328,9 @@ class WebhookChannel:
     name = "webhook"
 
     @classmethod
-    def from_environment(cls) -> WebhookChannel | None:
-        url = optional_setting(WEBHOOK_VARIABLE)
-        if url is None:
+    def configured(cls, alerts: AlertChannels) -> WebhookChannel | None:
+        url = (alerts.webhook_url or "").strip()
+        if not url:
             return None
         if urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError("webhook alerts", f"{WEBHOOK_VARIABLE} is not an http(s) URL",
@@ -345,18 +357,46 @@ class WebhookChannel:
             raise AlertNotDelivered(f"the webhook at {self.shown} could not be reached: {reason}") from None
 
 
-def channels() -> list[EmailChannel | WebhookChannel]:
-    """The channels whose variables are set."""
-    return [c for c in (EmailChannel.from_environment(), WebhookChannel.from_environment()) if c is not None]
+class AlertChannels(dg.ConfigurableResource):
+    """Where alerts go and the web UI they link to: one resource with the alert sensors' run-time settings, bound
+    in ``definitions.py`` (``dg.EnvVar`` for each variable that is set, so the UI shows the name and never the
+    webhook's token or the password). A channel whose variables are unset is off."""
+
+    smtp_host: str | None = Field(default=None, description="RETAIL_ALERT_SMTP_HOST: the mail server; unset: no "
+                                                             "e-mail")
+    smtp_port: int = Field(default=int(DEFAULTS["RETAIL_ALERT_SMTP_PORT"]), description="RETAIL_ALERT_SMTP_PORT")
+    smtp_user: str | None = Field(default=None, description="RETAIL_ALERT_SMTP_USER: login; unset: none")
+    smtp_password: str | None = Field(default=None, description="RETAIL_ALERT_SMTP_PASSWORD")
+    smtp_from: str | None = Field(default=None, description="RETAIL_ALERT_SMTP_FROM: the sender")
+    smtp_to: str | None = Field(default=None, description="RETAIL_ALERT_SMTP_TO: recipients, comma-separated")
+    smtp_starttls: str = Field(default=DEFAULTS["RETAIL_ALERT_SMTP_STARTTLS"],
+                               description="RETAIL_ALERT_SMTP_STARTTLS: auto, true or false")
+    webhook_url: str | None = Field(default=None, description="RETAIL_ALERT_WEBHOOK_URL: a secret; unset: no "
+                                                               "webhook")
+    ui_base_url: str = Field(default=DEFAULTS["RETAIL_UI_BASE_URL"],
+                             description="RETAIL_UI_BASE_URL: the web UI the alerts link to")
+
+    @classmethod
+    def from_variables(cls) -> AlertChannels:
+        """Bound to the variables as ``settings.bind`` says (the definitions' binding)."""
+        return cls(**{field: bind(variable, int if field == "smtp_port" else str)
+                      for field, variable in ALERT_VARIABLES.items()})
+
+    def link(self, run_id: str) -> str:
+        return f"{self.ui_base_url.rstrip('/')}/runs/{run_id}"
+
+    def channels(self) -> list[EmailChannel | WebhookChannel]:
+        """The channels whose variables are set."""
+        return [c for c in (EmailChannel.configured(self), WebhookChannel.configured(self)) if c is not None]
 
 
-def deliver(alert: Alert, log) -> list[str]:
+def deliver(alert: Alert, log, alerts: AlertChannels) -> list[str]:
     """Send ``alert`` by every configured channel; the names of those that took it. One channel failing does not
     keep the others from trying; then the sensor's tick fails, naming it, so the UI shows the alert was lost."""
     try:
-        targets = channels()
+        targets = alerts.channels()
     except ConfigError as exc:
-        raise AlertNotDelivered(scrub(str(exc))) from None
+        raise AlertNotDelivered(scrub(str(exc), alerts)) from None
     if not targets:
         log.info(f"run {alert.run_id[:8]} {alert.what}; no alert channel is configured "
                  f"(RETAIL_ALERT_SMTP_HOST, {WEBHOOK_VARIABLE})")
@@ -367,7 +407,7 @@ def deliver(alert: Alert, log) -> list[str]:
             channel.send(alert)
             sent.append(channel.name)
         except Exception as exc:  # noqa: BLE001 - whatever the channel raised, the next one still tries
-            failed.append(f"{channel.name}: {scrub(short(exc, MAX_CAUSE)) or type(exc).__name__}")
+            failed.append(f"{channel.name}: {scrub(short(exc, MAX_CAUSE), alerts) or type(exc).__name__}")
     if sent:
         log.info(f"alert for run {alert.run_id[:8]} ({alert.day}) sent by {', '.join(sent)}")
     if failed:
@@ -382,8 +422,9 @@ def deliver(alert: Alert, log) -> list[str]:
                 "RETAIL_ALERT_WEBHOOK_URL): the business day, each failed asset with its cause (a failed ERROR "
                 "check with the rules it broke) and the link to the run. No channel set: nothing is sent.",
 )
-def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
-    deliver(failed_run_alert(context.instance, context.dagster_run, context.failure_event), context.log)
+def alert_on_run_failure(context: dg.RunFailureSensorContext, alerts: AlertChannels) -> None:
+    deliver(failed_run_alert(context.instance, context.dagster_run, context.failure_event, alerts), context.log,
+            alerts)
 
 
 @dg.run_status_sensor(
@@ -392,10 +433,10 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
     description="Tells the people on call when a run succeeded although one of its ERROR checks failed (a "
                 "non-blocking one; a blocking one fails the run, which alert_on_run_failure tells).",
 )
-def alert_on_failed_error_check(context: dg.RunStatusSensorContext) -> None:
-    alert = failed_checks_alert(context.instance, context.dagster_run)
+def alert_on_failed_error_check(context: dg.RunStatusSensorContext, alerts: AlertChannels) -> None:
+    alert = failed_checks_alert(context.instance, context.dagster_run, alerts)
     if alert is not None:
-        deliver(alert, context.log)
+        deliver(alert, context.log, alerts)
 
 
 alert_sensors = [alert_on_run_failure, alert_on_failed_error_check]

@@ -6,27 +6,25 @@ check ``loaded_by_deadline`` on the facts analysts read every day at ``RETAIL_FR
 RETAIL_TIMEZONE, default 10:00): it fails (WARN) when the business date before the deadline's has no
 materialisation, and names the latest date that has one. It is part of no load job, so backfills of old dates do
 not evaluate it.
+
+Dagster's own freshness cannot say this, so the check is ours: ``build_time_partition_freshness_checks`` expects
+the partition that is last at the deadline, and with ``end_offset=1`` (today is a partition, so the sensors can
+load it) that is today's, not the previous business date; and it fails outright before the first partition. A
+``FreshnessPolicy`` judges an asset by its latest materialisation of any partition, so a backfill of an old date
+would make the facts look fresh.
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from retail_assets.partitions import daily_partitions
-from retail_assets.settings import load_settings, setting
 
 FRESHNESS_ASSETS = ("fact_sales", "fact_inventory", "mart_daily_sales")
 FRESHNESS_CHECK = "loaded_by_deadline"
 FRESHNESS_JOB = "check_freshness"
-
-
-def freshness_deadline() -> time:
-    text = setting("RETAIL_FRESHNESS_DEADLINE")
-    try:
-        return time.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"RETAIL_FRESHNESS_DEADLINE must be a time of day as HH:MM, not {text!r}") from None
 
 
 def expected_business_date(now: datetime, deadline: time, timezone: str) -> date:
@@ -41,47 +39,49 @@ def _latest_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | N
     return records[0].partition_key if records else None
 
 
-@dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(FRESHNESS_CHECK, asset=asset, description="The previous business date is loaded by "
-                             "RETAIL_FRESHNESS_DEADLINE (default 10:00, RETAIL_TIMEZONE) (WARN)")
-           for asset in FRESHNESS_ASSETS],
-    can_subset=True,
-)
-def loaded_by_deadline(context: dg.AssetCheckExecutionContext):
-    timezone, deadline = load_settings().timezone, freshness_deadline()
-    day = expected_business_date(datetime.now(ZoneInfo("UTC")), deadline, timezone)
-    first = date.fromisoformat(daily_partitions.get_first_partition_key())
-    for check_key in context.selected_asset_check_keys:
-        key = check_key.asset_key
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1).records
-        passed = bool(records) or day < first
-        latest = _latest_partition(context.instance, key)
-        if passed:
-            description = f"{day} is loaded" if records else f"{day} is before the first partition ({first})"
-        else:
-            description = (f"{day} is not loaded by {deadline:%H:%M} {timezone}; the latest loaded date is "
-                           f"{latest or 'none'}: check the daily_reference_schedule and daily_load runs")
-        yield dg.AssetCheckResult(
-            asset_key=key, check_name=FRESHNESS_CHECK, passed=passed, severity=dg.AssetCheckSeverity.WARN,
-            description=description,
-            metadata={"expected_business_date": day.isoformat(), "latest_loaded_business_date": latest or "none",
-                      "deadline": f"{deadline:%H:%M} {timezone}"},
-        )
+@dataclass(frozen=True)
+class Freshness:
+    check: dg.AssetChecksDefinition
+    job: "dg.UnresolvedAssetJobDefinition"  # a name Dagster does not export at run time
+    schedule: dg.ScheduleDefinition
 
 
-freshness_job = dg.define_asset_job(FRESHNESS_JOB, selection=dg.AssetSelection.checks(loaded_by_deadline),
-                                    description="Whether the previous business date is loaded (no asset is "
-                                                "materialised)")
+def build_freshness(deadline: time, timezone: str = daily_partitions.timezone) -> Freshness:
+    """The check ``loaded_by_deadline`` on ``FRESHNESS_ASSETS``, its job and its daily schedule at ``deadline``."""
+    first = daily_partitions.start.date()
 
+    @dg.multi_asset_check(
+        specs=[dg.AssetCheckSpec(FRESHNESS_CHECK, asset=asset, description="The previous business date is loaded "
+                                 "by RETAIL_FRESHNESS_DEADLINE (default 10:00, RETAIL_TIMEZONE) (WARN)")
+               for asset in FRESHNESS_ASSETS],
+        can_subset=True, name=FRESHNESS_CHECK,
+    )
+    def loaded_by_deadline(context: dg.AssetCheckExecutionContext):
+        day = expected_business_date(datetime.now(ZoneInfo("UTC")), deadline, timezone)
+        for check_key in context.selected_asset_check_keys:
+            key = check_key.asset_key
+            records = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1).records
+            passed = bool(records) or day < first
+            latest = _latest_partition(context.instance, key)
+            if passed:
+                description = f"{day} is loaded" if records else f"{day} is before the first partition ({first})"
+            else:
+                description = (f"{day} is not loaded by {deadline:%H:%M} {timezone}; the latest loaded date is "
+                               f"{latest or 'none'}: check the daily_reference_schedule and daily_load runs")
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=FRESHNESS_CHECK, passed=passed, severity=dg.AssetCheckSeverity.WARN,
+                description=description,
+                metadata={"expected_business_date": day.isoformat(),
+                          "latest_loaded_business_date": latest or "none",
+                          "deadline": f"{deadline:%H:%M} {timezone}"},
+            )
 
-def _schedule() -> dg.ScheduleDefinition:
-    deadline = freshness_deadline()
-    return dg.ScheduleDefinition(
-        name="freshness_schedule", job=freshness_job, cron_schedule=f"{deadline.minute} {deadline.hour} * * *",
-        execution_timezone=load_settings().timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
+    job = dg.define_asset_job(FRESHNESS_JOB, selection=dg.AssetSelection.checks(loaded_by_deadline),
+                              description="Whether the previous business date is loaded (no asset is materialised)")
+    schedule = dg.ScheduleDefinition(
+        name="freshness_schedule", job=job, cron_schedule=f"{deadline.minute} {deadline.hour} * * *",
+        execution_timezone=timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Every day at RETAIL_FRESHNESS_DEADLINE: is the previous business date loaded in the facts?",
     )
-
-
-freshness_schedule = _schedule()
+    return Freshness(loaded_by_deadline, job, schedule)

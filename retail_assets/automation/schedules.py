@@ -14,12 +14,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from retail_assets.automation.config import automation_settings
-from retail_assets.automation.sensors import DAILY_CHAIN_TAG, TRIGGER_TAG
+from retail_assets.automation.common import DAILY_CHAIN_TAG, TRIGGER_TAG
 from retail_assets.jobs import REFERENCE_JOB
-from retail_assets.settings import load_settings
-
-_timezone = load_settings().timezone
+from retail_assets.partitions import daily_partitions
+from retail_assets.settings import DEFINITION_SETTINGS
 
 
 def previous_business_date(scheduled: datetime, timezone: str) -> date:
@@ -28,13 +26,13 @@ def previous_business_date(scheduled: datetime, timezone: str) -> date:
 
 
 @dg.schedule(
-    name="daily_reference_schedule", job_name=REFERENCE_JOB, cron_schedule=automation_settings().daily_cron,
-    execution_timezone=_timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
+    name="daily_reference_schedule", job_name=REFERENCE_JOB, cron_schedule=DEFINITION_SETTINGS.daily_cron,
+    execution_timezone=daily_partitions.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every morning (RETAIL_DAILY_SCHEDULE_CRON in RETAIL_TIMEZONE): refresh the reference, then "
                 "daily_load_after_reference loads the previous business date.",
 )
 def daily_reference_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    day = previous_business_date(context.scheduled_execution_time, _timezone)
+    day = previous_business_date(context.scheduled_execution_time, daily_partitions.timezone)
     return dg.RunRequest(run_key=f"daily:{day.isoformat()}",
                          tags={DAILY_CHAIN_TAG: day.isoformat(), TRIGGER_TAG: "daily_schedule"})
 

@@ -14,8 +14,10 @@ from typing import BinaryIO
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from retail_assets.layouts import Layout, load_layouts
+from retail_assets.settings import DEFAULTS
 
 STORES_FILE = "stores.csv"
 IN_PROGRESS_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload")
@@ -49,10 +51,27 @@ class DropFile:
 
 
 class PosDropFolder(dg.ConfigurableResource):
-    """The folder tree ``RETAIL_POS_DROP_DIR``, read with the layouts in ``RETAIL_POS_LAYOUTS_DIR``."""
+    """The folder tree ``RETAIL_POS_DROP_DIR``, read with the layouts in ``RETAIL_POS_LAYOUTS_DIR``, and the knobs of
+    how its files are taken: the run-time settings of the POS assets and sensors are fields of the resource that
+    reads the files rather than of one settings resource, so that each asset and sensor declares what it depends
+    on, and the many tests that bind ``pos_drop`` get the documented defaults without a new resource key."""
 
     path: str
     layouts_dir: str = ""
+    max_rejected_line_rate: float = Field(
+        default=float(DEFAULTS["RETAIL_MAX_REJECTED_LINE_RATE"]),
+        description="RETAIL_MAX_REJECTED_LINE_RATE: above this share of bad lines a whole file is rejected")
+    resend_hold_share: float = Field(
+        default=float(DEFAULTS["RETAIL_RESEND_HOLD_SHARE"]),
+        description="RETAIL_RESEND_HOLD_SHARE: a re-send that would remove more than this share of a store-day's "
+                    "booked lines is held for an operator")
+    chunk_bytes: int = Field(
+        default=int(DEFAULTS["RETAIL_POS_CHUNK_BYTES"]),
+        description="RETAIL_POS_CHUNK_BYTES: a file larger than this is read and checked chunk by chunk")
+    settle_seconds: float = Field(
+        default=float(DEFAULTS["RETAIL_POS_SETTLE_SECONDS"]),
+        description="RETAIL_POS_SETTLE_SECONDS: a dropped file is taken once its mtime is this old and its size "
+                    "and mtime held for a sensor tick")
 
     @property
     def root(self) -> Path:

@@ -169,6 +169,8 @@ class Rejections(_Base):
     reason_code: Series[str] = pa.Field(description="Machine-readable reason")
     reason: Series[str] = pa.Field(description="What is wrong and what to do about it")
     record: Series[str] = pa.Field(nullable=True, description="The offending line or row, as received")
+    store_code: Series[str] = pa.Field(nullable=True, description="The store a POS line named, when that store is "
+                                       "the reason (unknown_store): reloaded once stores.csv has it")
     run_id: Series[str] = pa.Field()
 
 

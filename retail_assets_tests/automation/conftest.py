@@ -34,14 +34,15 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
 def drop(company: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     """The company's sources and an embedded DuckDB warehouse, as resources, with a 1-second settle time."""
     root, manifest = company
-    monkeypatch.setenv("RETAIL_POS_SETTLE_SECONDS", "1")
+    monkeypatch.setenv("RETAIL_POS_SETTLE_SECONDS", "1")  # for definitions a test builds (build_definitions)
     warehouse_url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     env = platform_environment(root, warehouse_url, tmp_path / "dagster_home")
     del env["DAGSTER_HOME"]  # the `instance` fixture owns the instance
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     resources = {
-        "pos_drop": PosDropFolder(path=env["RETAIL_POS_DROP_DIR"], layouts_dir=env["RETAIL_POS_LAYOUTS_DIR"]),
+        "pos_drop": PosDropFolder(path=env["RETAIL_POS_DROP_DIR"], layouts_dir=env["RETAIL_POS_LAYOUTS_DIR"],
+                                  settle_seconds=1),
         "warehouse": Warehouse(url=warehouse_url),
         "online_store": SqlSource(url=env["RETAIL_ONLINE_STORE_URL"], name="online shop"),
         "crm": SqlSource(url=env["RETAIL_CRM_URL"], name="CRM"),

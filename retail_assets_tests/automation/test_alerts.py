@@ -112,15 +112,20 @@ def alerting(drop: dict, smtp: dict, webhook: dict, monkeypatch: pytest.MonkeyPa
     return {**drop, "smtp": smtp, "webhook": webhook}
 
 
-def _sensor(name: str) -> dg.SensorDefinition:
-    from retail_assets.definitions import defs
+def _defs() -> dg.Definitions:
+    """The definitions as the daemon would load them with the variables the test set (the alert channels are a
+    resource bound to them when the definitions are built)."""
+    from retail_assets.definitions import build_definitions
 
-    return next(s for s in defs.sensors if s.name == name)  # the registered sensor, not a copy
+    return build_definitions()
 
 
 def _tick(name: str, instance: dg.DagsterInstance, cursor: str | None):
-    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
-        return _sensor(name).evaluate_tick(context)
+    defs = _defs()
+    sensor = next(s for s in defs.sensors if s.name == name)  # the registered sensor, not a copy
+    with dg.build_sensor_context(instance=instance, cursor=cursor,
+                                 resources={"alerts": defs.resources["alerts"]}) as context:
+        return sensor.evaluate_tick(context)
 
 
 def _start(instance: dg.DagsterInstance) -> dict[str, str | None]:
@@ -130,9 +135,7 @@ def _start(instance: dg.DagsterInstance) -> dict[str, str | None]:
 
 
 def _daily_run(instance: dg.DagsterInstance, *assets: str) -> dg.ExecuteInProcessResult:
-    from retail_assets.definitions import defs
-
-    return defs.resolve_job_def(DAILY_JOB).execute_in_process(
+    return _defs().resolve_job_def(DAILY_JOB).execute_in_process(
         instance=instance, partition_key=DAY, asset_selection=[dg.AssetKey(a) for a in assets], raise_on_error=False)
 
 
@@ -281,13 +284,15 @@ def test_a_channel_that_fails_does_not_stop_the_other_and_the_tick_says_so_witho
 
 
 def test_the_link_goes_to_the_local_ui_by_default_and_passwords_are_masked(monkeypatch):
-    from retail_assets.automation.alerts import run_day, scrub, ui_link
+    from retail_assets.automation.alerts import AlertChannels, run_day, scrub
 
     monkeypatch.delenv("RETAIL_UI_BASE_URL", raising=False)
-    assert ui_link("abc") == "http://localhost:3000/runs/abc"
-    monkeypatch.setenv("RETAIL_ALERT_SMTP_PASSWORD", SMTP_PASSWORD)
+    assert AlertChannels.from_variables().link("abc") == "http://localhost:3000/runs/abc"
+    monkeypatch.setenv("RETAIL_UI_BASE_URL", UI + "/")
+    assert isinstance(AlertChannels.from_variables().ui_base_url, dg.EnvVar), "the UI shows the variable"
     monkeypatch.setenv("RETAIL_WAREHOUSE_URL", f"postgresql://etl:{DB_PASSWORD}@db/warehouse")
-    text = scrub(f"login as x/{SMTP_PASSWORD} failed; server said {DB_PASSWORD}; mysql://u:pw12@h/db")
+    text = scrub(f"login as x/{SMTP_PASSWORD} failed; server said {DB_PASSWORD}; mysql://u:pw12@h/db",
+                 AlertChannels(smtp_password=SMTP_PASSWORD))
     assert text == "login as x/*** failed; server said ***; mysql://u:***@h/db"
     run = dg.DagsterRun(job_name="daily_load", tags={"dagster/asset_partition_range_start": "2025-03-03",
                                                      "dagster/asset_partition_range_end": "2025-03-05"})

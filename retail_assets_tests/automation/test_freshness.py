@@ -12,11 +12,13 @@ from retail_assets.automation.freshness import (
     FRESHNESS_ASSETS,
     FRESHNESS_CHECK,
     FRESHNESS_JOB,
+    build_freshness,
     expected_business_date,
-    freshness_deadline,
 )
 from retail_assets.definitions import defs
 from retail_assets.jobs import DAILY_JOB, MARTS_JOB, REFERENCE_JOB
+from retail_assets.partitions import daily_partitions
+from retail_assets.settings import parse_deadline
 
 NEW_YORK = "America/New_York"
 
@@ -32,10 +34,10 @@ def test_the_expected_date_is_yesterday_once_the_deadline_has_passed():
         2024, 12, 31)
 
 
-def test_a_deadline_that_is_no_time_of_day_is_refused(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RETAIL_FRESHNESS_DEADLINE", "ten")
+def test_a_deadline_that_is_no_time_of_day_is_refused():
+    assert parse_deadline("10:00") == time(10, 0)
     with pytest.raises(ValueError, match="HH:MM"):
-        freshness_deadline()
+        parse_deadline("ten")
 
 
 def test_only_its_own_job_runs_the_check():
@@ -43,19 +45,21 @@ def test_only_its_own_job_runs_the_check():
     for job, expected in ((DAILY_JOB, False), (REFERENCE_JOB, False), (MARTS_JOB, False), (FRESHNESS_JOB, True)):
         keys = defs.resolve_job_def(job).asset_layer.asset_graph.asset_check_keys
         assert any(k.name == FRESHNESS_CHECK for k in keys) == expected, job
-    assert {s.name for s in defs.schedules} >= {"freshness_schedule"}
+    schedule = next(s for s in defs.schedules if s.name == "freshness_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 10 * * *", NEW_YORK)
 
 
-def test_the_check_flags_the_facts_whose_previous_date_is_missing(instance, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RETAIL_FRESHNESS_DEADLINE", "00:00")  # the deadline has always passed: yesterday is due
-    monkeypatch.setenv("RETAIL_TIMEZONE", NEW_YORK)
+def test_the_check_flags_the_facts_whose_previous_date_is_missing(instance):
+    freshness = build_freshness(time(0, 0), NEW_YORK)  # the deadline has always passed: yesterday is due
+    checked = dg.Definitions(assets=[dg.AssetSpec(a, partitions_def=daily_partitions) for a in FRESHNESS_ASSETS],
+                             asset_checks=[freshness.check], jobs=[freshness.job])
     yesterday = datetime.now(ZoneInfo(NEW_YORK)).date() - timedelta(days=1)
     older = yesterday - timedelta(days=3)
     for day in (yesterday, yesterday + timedelta(days=1)):  # due now, or due if the run crosses midnight
         instance.report_runless_asset_event(dg.AssetMaterialization("fact_sales", partition=day.isoformat()))
     instance.report_runless_asset_event(dg.AssetMaterialization("fact_inventory", partition=older.isoformat()))
 
-    result = defs.resolve_job_def(FRESHNESS_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    result = checked.resolve_job_def(FRESHNESS_JOB).execute_in_process(instance=instance, raise_on_error=False)
     outcomes = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
     assert set(outcomes) == set(FRESHNESS_ASSETS)
     assert outcomes["fact_sales"].passed

@@ -11,12 +11,7 @@ import sqlalchemy as sa
 
 from retail_assets.assets.sources.online import raw_online_orders, raw_online_returns
 from retail_assets.automation.schedules import daily_reference_schedule
-from retail_assets.automation.sensors import (
-    DAILY_CHAIN_TAG,
-    daily_load_after_reference,
-    online_orders_sensor,
-    online_returns_sensor,
-)
+from retail_assets.automation.sensors import DAILY_CHAIN_TAG, online_orders_sensor, online_returns_sensor
 from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
 from retail_assets_tests.automation.conftest import evaluate
 
@@ -172,17 +167,25 @@ def test_the_schedule_refreshes_the_reference_for_the_previous_business_date():
     assert daily_reference_schedule.execution_timezone == "America/New_York"
 
 
-def _finished_run(instance: dg.DagsterInstance, job: str, tags: dict[str, str]) -> str:
+def _succeeded(instance: dg.DagsterInstance, sensor: dg.RunStatusSensorDefinition, job: str, tags: dict[str, str]):
+    """What the run-status sensor does when a run of ``job`` with ``tags`` succeeds."""
     run = dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()), tags=tags, status=dg.DagsterRunStatus.SUCCESS)
     instance.add_run(run)
-    return run.run_id
+    event = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_SUCCESS.value, job_name=job)
+    context = dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_event=event,
+                                                 dagster_instance=instance, dagster_run=run)
+    return run.run_id, sensor(context)
 
 
 def test_the_daily_load_follows_a_successful_scheduled_refresh(instance):
-    chained = _finished_run(instance, REFERENCE_JOB, {DAILY_CHAIN_TAG: "2025-03-03"})
-    _finished_run(instance, REFERENCE_JOB, {"retail/trigger": "stores_csv"})  # not the schedule's: no day follows
-    _finished_run(instance, DAILY_JOB, {DAILY_CHAIN_TAG: "2025-03-02"})
+    from retail_assets.definitions import defs
 
-    tick = evaluate(daily_load_after_reference, instance, {})
-    assert [(r.partition_key, r.run_key) for r in tick.run_requests] == [("2025-03-03", f"daily:2025-03-03:{chained}")]
-    assert not evaluate(daily_load_after_reference, instance, {}, tick.cursor).run_requests
+    sensor = next(s for s in defs.sensors if s.name == "daily_load_after_reference")
+    assert isinstance(sensor, dg.RunStatusSensorDefinition), "Dagster keeps its cursor over run status events"
+    assert sensor.job_name == DAILY_JOB, "it requests the daily load (monitoring refresh_reference's successes)"
+
+    chained, request = _succeeded(instance, sensor, REFERENCE_JOB, {DAILY_CHAIN_TAG: "2025-03-03"})
+    assert (request.partition_key, request.run_key) == ("2025-03-03", f"daily:2025-03-03:{chained}")
+    assert request.tags["retail/trigger"] == "daily_schedule"
+    _, skipped = _succeeded(instance, sensor, REFERENCE_JOB, {"retail/trigger": "stores_csv"})
+    assert isinstance(skipped, dg.SkipReason), "not the schedule's refresh: no day follows"

@@ -1,4 +1,5 @@
-"""Transient failures are retried by Dagster, every other failure fails the step at once.
+"""Transient failures are retried by Dagster (the assets' RetryPolicy), every other failure fails the step at once
+(``dg.Failure(allow_retries=False)``).
 
 The transient failures are real: a PostgreSQL warehouse reached through a TCP port that refuses connections for
 a while and then forwards to the server, a DuckDB file held by another process past the wait, an SQLite file
@@ -17,11 +18,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.definitions.dependency import NodeHandle
 
 import retail_assets.resources.urls as urls
-from retail_assets.assets.retry import MARKER, retry_wait, transient_reason
+from retail_assets.assets.retry import MARKER, TRANSIENT_RETRY, transient_reason, transient_retry_policy
 from retail_assets.assets.sources.pos import raw_stores
 from retail_assets.definitions import defs
+from retail_assets.jobs import DAILY_JOB, MARTS_JOB, REFERENCE_JOB
 from retail_assets.resources import SqlSource, Warehouse
 from retail_assets.schemas.sources import RAW_STORES
 from retail_assets_tests.test_resources import _hold_lock
@@ -86,11 +89,24 @@ def _rows(result: dg.ExecuteInProcessResult) -> int:
     return event.materialization.metadata["dagster/row_count"].value
 
 
+def _stores_retrying(retries: int, seconds: float) -> dg.AssetsDefinition:
+    """raw_stores as defined (its body, its checks, ``retries_transient``) under a shorter RetryPolicy than the
+    definitions' (30 s before the first retry): the policy is fixed when the definitions are built."""
+    return dg.asset(name="raw_stores", check_specs=list(raw_stores.check_specs),
+                    retry_policy=transient_retry_policy(retries, seconds))(raw_stores.op.compute_fn.decorated_fn)
+
+
 def test_every_asset_retries_transient_failures():
-    """A new asset without the decorator would fail on the first dropped connection."""
+    """A new asset without the decorator would fail at once on the first dropped connection; every step of the load
+    jobs retries with the policy (RETAIL_TRANSIENT_RETRIES, RETAIL_TRANSIENT_RETRY_SECONDS)."""
     missing = [a.key.to_user_string() for a in defs.resolve_all_asset_specs()
                if not getattr(defs.resolve_assets_def(a.key).op.compute_fn.decorated_fn, MARKER, False)]
     assert missing == []
+    for name in (REFERENCE_JOB, DAILY_JOB, MARTS_JOB):
+        job = defs.resolve_job_def(name)
+        policies = {node.name: job.get_retry_policy_for_handle(NodeHandle(node.name, None)) for node in job.nodes}
+        assert {n for n, p in policies.items() if p != TRANSIENT_RETRY} == set(), name
+    assert raw_stores.op.retry_policy == TRANSIENT_RETRY, "materialised alone (dg.materialize, the UI) it retries"
 
 
 def test_which_errors_are_transient(tmp_path: Path, pg_admin: sa.Engine):
@@ -126,16 +142,16 @@ def test_which_errors_are_transient(tmp_path: Path, pg_admin: sa.Engine):
 
     assert transient_reason(urls.WarehouseLocked("the DuckDB warehouse file is locked")) is not None
     assert transient_reason(ValueError("store S001: unknown layout")) is None
-    assert [retry_wait(n) for n in range(3)] == [30, 60, 120]
+    assert TRANSIENT_RETRY.max_retries == 3
+    assert [TRANSIENT_RETRY.calculate_delay(n) for n in (1, 2, 3)] == [30, 90, 210]  # Dagster's exponential backoff
 
 
-def test_a_warehouse_out_of_reach_for_a_while_is_retried(drop, instance, pg_warehouse_url, monkeypatch):
+def test_a_warehouse_out_of_reach_for_a_while_is_retried(drop, instance, pg_warehouse_url):
     """PostgreSQL refuses connections for 1.5 s (a restart, a failover): raw_stores fails, waits and passes."""
-    monkeypatch.setenv("RETAIL_TRANSIENT_RETRY_SECONDS", "1")
     url = sa.make_url(pg_warehouse_url)
     with late_proxy((url.host, url.port or 5432), delay=1.5) as port:
         warehouse = Warehouse(url=url.set(port=port).render_as_string(hide_password=False))
-        result = dg.materialize([raw_stores], instance=instance,
+        result = dg.materialize([_stores_retrying(3, 1)], instance=instance,
                                 resources={**drop["resources"], "warehouse": warehouse}, raise_on_error=False)
         warehouse.dispose()
     assert result.success
@@ -147,12 +163,12 @@ def test_a_warehouse_out_of_reach_for_a_while_is_retried(drop, instance, pg_ware
 
 
 def test_a_duckdb_file_held_past_the_wait_is_retried(drop, instance, monkeypatch):
-    monkeypatch.setenv("RETAIL_TRANSIENT_RETRY_SECONDS", "2")
     monkeypatch.setattr(urls, "DUCKDB_LOCK_WAIT_SECONDS", 0.5)
     path = Path(drop["warehouse_url"].removeprefix("duckdb:///"))
-    holder = _hold_lock(path, 1.5)
+    holder = _hold_lock(path, 4)  # longer than the run takes to reach the warehouse on a busy machine
     try:
-        result = dg.materialize([raw_stores], instance=instance, resources=drop["resources"], raise_on_error=False)
+        result = dg.materialize([_stores_retrying(3, 2)], instance=instance, resources=drop["resources"],
+                                raise_on_error=False)
     finally:
         holder.kill()
         holder.wait()
@@ -161,11 +177,10 @@ def test_a_duckdb_file_held_past_the_wait_is_retried(drop, instance, monkeypatch
     assert drop["resources"]["warehouse"].scalar(f"SELECT COUNT(*) FROM {RAW_STORES.name}") == _rows(result) > 0
 
 
-def test_a_failure_that_would_repeat_is_not_retried(drop, instance, pg_admin, monkeypatch):
+def test_a_failure_that_would_repeat_is_not_retried(drop, instance, pg_admin):
     """A warehouse database that does not exist: the step fails at once, with the server's reason."""
-    monkeypatch.setenv("RETAIL_TRANSIENT_RETRY_SECONDS", "1")
     url = pg_admin.url.set(database="no_such_warehouse").render_as_string(hide_password=False)
-    result = dg.materialize([raw_stores], instance=instance,
+    result = dg.materialize([_stores_retrying(3, 1)], instance=instance,
                             resources={**drop["resources"], "warehouse": Warehouse(url=url)}, raise_on_error=False)
     assert not result.success
     assert _retries(result) == []
@@ -173,12 +188,10 @@ def test_a_failure_that_would_repeat_is_not_retried(drop, instance, pg_admin, mo
     assert "no_such_warehouse" in str(failure.step_failure_data.error)
 
 
-def test_retries_end_with_the_cause(drop, instance, monkeypatch):
+def test_retries_end_with_the_cause(drop, instance):
     """A warehouse that never comes back: the retries run out and the step fails with why it was retried."""
-    monkeypatch.setenv("RETAIL_TRANSIENT_RETRIES", "1")
-    monkeypatch.setenv("RETAIL_TRANSIENT_RETRY_SECONDS", "0.2")
     warehouse = Warehouse(url=f"postgresql://etl:hunter2@127.0.0.1:{_free_port()}/warehouse")
-    result = dg.materialize([raw_stores], instance=instance,
+    result = dg.materialize([_stores_retrying(1, 0.2)], instance=instance,
                             resources={**drop["resources"], "warehouse": warehouse}, raise_on_error=False)
     assert not result.success
     assert len(_retries(result)) == 1

@@ -51,10 +51,11 @@ Snapshot = dict[tuple[str, str], object]
 
 
 def _run(job: str, day: str | None = None, tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
-    from retail_assets.definitions import defs
+    from retail_assets.definitions import build_definitions
 
-    return defs.resolve_job_def(job).execute_in_process(instance=dg.DagsterInstance.get(), partition_key=day,
-                                                        tags=tags, raise_on_error=False)
+    # built now: the resources are bound to the variables as the test set them (RETAIL_RESEND_HOLD_SHARE, ...)
+    return build_definitions().resolve_job_def(job).execute_in_process(
+        instance=dg.DagsterInstance.get(), partition_key=day, tags=tags, raise_on_error=False)
 
 
 def _value(v: object) -> object:

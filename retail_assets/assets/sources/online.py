@@ -6,7 +6,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
-from retail_assets.assets.retry import retries_transient
+from retail_assets.assets.retry import TRANSIENT_RETRY, retries_transient
 from retail_assets.checks import combine, plausible_emails, plausible_emails_spec, schema_check_spec
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates, utc_bounds
 from retail_assets.resources import SqlSource, Warehouse
@@ -19,7 +19,6 @@ from retail_assets.schemas.sources import (
     RAW_ONLINE_PRODUCTS,
     RAW_ONLINE_RETURNS,
 )
-from retail_assets.settings import load_settings
 
 
 def _local_date(utc: pd.Series, timezone: str) -> pd.Series:
@@ -34,7 +33,7 @@ def snapshot_asset(spec: TableSpec, source_table: str, resource_key: str, kinds:
         name=spec.name, group_name=SOURCES_GROUP, kinds=kinds, owners=OWNERS,
         description=describe(spec, doc), metadata=table_metadata(spec),
         check_specs=[schema_check_spec(spec), *([plausible_emails_spec(spec.name)] if has_email else [])],
-        required_resource_keys={resource_key, "warehouse"},
+        required_resource_keys={resource_key, "warehouse"}, retry_policy=TRANSIENT_RETRY,
     )
     @retries_transient
     def _asset(context: dg.AssetExecutionContext):
@@ -84,11 +83,11 @@ def _daily_asset(spec: TableSpec, extract, time_column: str, doc: str, deps=()):
     @dg.asset(
         name=spec.name, group_name=SOURCES_GROUP, kinds={"sql"}, owners=OWNERS, partitions_def=daily_partitions,
         description=describe(spec, doc), metadata=table_metadata(spec), check_specs=[schema_check_spec(spec)],
-        backfill_policy=backfill_policy, deps=list(deps),
+        backfill_policy=backfill_policy, deps=list(deps), retry_policy=TRANSIENT_RETRY,
     )
     @retries_transient
     def _asset(context: dg.AssetExecutionContext, online_store: SqlSource, warehouse: Warehouse):
-        timezone = load_settings().timezone
+        timezone = daily_partitions.timezone
         checks, total, frames = [], 0, []
         for day in partition_dates(context):
             start, end = utc_bounds(day, timezone)

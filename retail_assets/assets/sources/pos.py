@@ -1,7 +1,7 @@
 """POS drop folder: the stores reference, sales lines and stock counts, and files nobody can read."""
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, SOURCES_GROUP, concat, describe, preview, table_metadata, validated
-from retail_assets.assets.retry import retries_transient
+from retail_assets.assets.retry import TRANSIENT_RETRY, retries_transient
 from retail_assets.checks import (
     RECONCILED_CHECK,
     check_spec,
@@ -26,7 +26,17 @@ from retail_assets.resources import PosDropFolder, Warehouse
 from retail_assets.resources.pos_drop import DropFile, DropFolderUnavailable
 from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.sources import POS_FILE_LEDGER, RAW_POS_INVENTORY, RAW_POS_SALES, RAW_STORES, REJECTIONS
-from retail_assets.settings import load_settings
+from retail_assets.transforms.pos_day import (
+    Chunks,
+    counted_lines,
+    drop_unknown_row_stores,
+    keep_booked,
+    parts,
+    refuse_for_store,
+    row_count,
+    with_refused_files,
+)
+from retail_assets.transforms.pos_day import may_repeat as _may_repeat  # under the name tests import from here
 from retail_assets.transforms.pos_files import (
     ACCEPT_TAG,
     BOOKED,
@@ -44,11 +54,9 @@ from retail_assets.transforms.pos_parse import (
     FileContext,
     ParsedFile,
     StreamedFile,
-    lossy_text,
     parse_pos_file,
     parse_sales_files,
     parse_stream,
-    reject_whole_file,
 )
 from retail_assets.transforms.stores import clean_stores
 
@@ -57,6 +65,7 @@ from retail_assets.transforms.stores import clean_stores
     group_name=SOURCES_GROUP, kinds={"csv", "pandas"}, owners=OWNERS,
     description=describe(RAW_STORES, "Edited by hand at head office: bad rows go to `rejections`."),
     metadata=table_metadata(RAW_STORES), check_specs=[schema_check_spec(RAW_STORES)],
+    retry_policy=TRANSIENT_RETRY,
 )
 @retries_transient
 def raw_stores(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
@@ -72,8 +81,6 @@ def raw_stores(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, wareh
 
 
 BATCH_BYTES = 8 * 1024 * 1024  # sales files parsed together (see parse_sales_files): ~100,000 lines
-
-Chunks = Iterable[ParsedFile]  # one file's rows and rejections, in one piece or chunk by chunk
 
 
 @dataclass
@@ -166,7 +173,7 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
         if tries:
             pending[unit] = tries
         else:
-            _keep(plan, loaded, units.get(unit, []), "no file for this store-day is in the drop folder now")
+            keep_booked(plan, loaded, units.get(unit, []), "no file for this store-day is in the drop folder now")
 
     # Newest content of every unit first; a unit whose newest is refused tries its next one in the next round.
     while pending:
@@ -181,13 +188,13 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
             unit, content, f = attempt.unit, attempt.content, attempt.content.first
             loaded = [e for e in earlier.get(unit, []) if e["status"] == BOOKED]
             if result.file_error:
-                yield _parts(result), entry(f, "rejected", result.file_error, result.lines)
+                yield parts(result), entry(f, "rejected", result.file_error, result.lines)
                 yield from copies(content, None)
                 if not pending[unit]:
                     del pending[unit]
-                    _keep(plan, loaded, units.get(unit, []), f"the file received for it was refused ({f.path})")
+                    keep_booked(plan, loaded, units.get(unit, []), f"the file received for it was refused ({f.path})")
                 continue
-            rows = _row_count(result)
+            rows = row_count(result)
             booked_rows = sum(int(e["rows_loaded"]) for e in loaded)
             same = content.content_hash in {str(e["content_hash"]) for e in loaded}
             held = None if same else hold_reason(unit, iso, f.path, rows, booked_rows, hold_share,
@@ -196,7 +203,7 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
             if held:
                 yield (), entry(f, HELD, held, result.lines)
                 yield from copies(content, None)
-                kept = _keep(plan, loaded, units.get(unit, []), f"a re-send is held ({f.path})")
+                kept = keep_booked(plan, loaded, units.get(unit, []), f"a re-send is held ({f.path})")
                 for content_older in older:
                     status = None if content_older.content_hash in kept else "superseded"
                     yield from copies(content_older, status, f"older than {f.path}, which is held")
@@ -204,28 +211,10 @@ def iter_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
             plan.replaced += loaded
             reason = (f"schema drift: extra column(s) {', '.join(result.extra_columns)} ignored"
                       if result.extra_columns else None)
-            yield _parts(result), entry(f, BOOKED, reason, result.lines, rows)
+            yield parts(result), entry(f, BOOKED, reason, result.lines, rows)
             yield from copies(content, None)
             for content_older in older:
                 yield from copies(content_older, "superseded", f"replaced by {f.path}, received later")
-
-
-KEPT = "; kept: "
-
-
-def _keep(plan: DayPlan, loaded: list[dict[str, object]], present: list[Content], why: str) -> set[str]:
-    """The unit's booked files stay booked, their lines and rejections untouched, and are said to be gone when
-    they are no longer in the folder; the hashes of the booked contents."""
-    paths = {(f.path, c.content_hash) for c in present for f in c.copies}
-    for e in loaded:
-        if (str(e["path"]), str(e["content_hash"])) in paths:
-            note = f"{str(e['reason'] or 'booked').split(KEPT)[0]}{KEPT}{why}"  # one 'kept', however many reruns
-        else:
-            plan.missing.append(str(e["path"]))
-            note = (f"booked by run {str(e['run_id'])[:8]}; no longer in the drop folder (archived or moved?): its "
-                    "lines stay until a newer file for this store-day replaces them or an operator withdraws them")
-        plan.carried.append({**e, "reason": note})
-    return {str(e["content_hash"]) for e in loaded}
 
 
 def _parse_round(tries: list[_Try], kind: str, layouts: dict[str, Layout], pos_drop: PosDropFolder,
@@ -245,14 +234,14 @@ def _parse_round(tries: list[_Try], kind: str, layouts: dict[str, Layout], pos_d
     for t in sorted(tries, key=lambda t: (t.content.first.layout, t.content.first.path)):
         f = t.content.first
         layout = layouts[f.layout]
-        refused = _refuse(f, layout, t.ctx, kind, store_layout, lambda f=f: pos_drop.read_bytes(f.path))
+        refused = refuse_for_store(f, layout, t.ctx, kind, store_layout, lambda f=f: pos_drop.read_bytes(f.path))
         if refused is None and pos_drop.content_size(f) > chunk_bytes:
             yield from flush()
             streamed = parse_stream(lambda f=f: pos_drop.open(f.path), layout, t.ctx, chunk_bytes)
             if layout.store_from == "column":
                 read, known = streamed.parts, set(store_layout)
                 streamed.parts = lambda read=read, known=known, ctx=t.ctx: (
-                    _drop_unknown_row_stores(p, known, ctx) if len(p.rows) else p for p in read())
+                    drop_unknown_row_stores(p, known, ctx) if len(p.rows) else p for p in read())
             yield t, streamed
             continue
         if refused is not None:
@@ -269,33 +258,9 @@ def _parse_round(tries: list[_Try], kind: str, layouts: dict[str, Layout], pos_d
         yield from flush()
         parsed = parse_pos_file(data, layout, t.ctx)
         if layout.store_from == "column" and len(parsed.rows):
-            parsed = _drop_unknown_row_stores(parsed, set(store_layout), t.ctx)
+            parsed = drop_unknown_row_stores(parsed, set(store_layout), t.ctx)
         yield t, parsed
     yield from flush()
-
-
-def _parts(result: ParsedFile | StreamedFile) -> Chunks:
-    return result.parts() if isinstance(result, StreamedFile) else (result,)
-
-
-def _row_count(result: ParsedFile | StreamedFile) -> int:
-    return result.rows if isinstance(result, StreamedFile) else len(result.rows)
-
-
-def _refuse(f: DropFile, layout: Layout, ctx: FileContext, kind: str, store_layout: dict[str, str],
-            read: Callable[[], bytes]) -> ParsedFile | None:
-    """The whole file rejected before reading it: a store stores.csv does not have, or on another layout."""
-    if layout.store_from != "column" and f.store_code not in store_layout:
-        return _reject(read(), layout, ctx, "unknown_store",
-                       f"file {f.path} is for store {f.store_code}, which is not in stores.csv; add the "
-                       "store to stores.csv (the date reloads after the next refresh_reference run) or "
-                       "fix the file name")
-    if kind == "sales" and layout.store_from == "filename" and store_layout[f.store_code] != layout.name:
-        return _reject(read(), layout, ctx, "layout_mismatch",
-                       f"file {f.path} is named like layout {layout.name} but stores.csv puts store "
-                       f"{f.store_code} on layout {store_layout[f.store_code]}; fix one of them (a "
-                       "fixed stores.csv reloads the date after the next refresh_reference run)")
-    return None
 
 
 def load_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame, run_id: str, asset: str,
@@ -311,32 +276,6 @@ def load_day(kind: str, day: date, pos_drop: PosDropFolder, stores: pd.DataFrame
     return concat(rows), concat(rejections), pd.DataFrame(ledger)
 
 
-def _reject(data: bytes, layout: Layout, ctx: FileContext, code: str, reason: str) -> ParsedFile:
-    return reject_whole_file(ctx, lossy_text(data, layout), code, reason)
-
-
-# A line whose store column names a store stores.csv does not have: "store <code> is not in stores.csv". The
-# sensor that reloads such days once stores.csv has the store matches this text against raw_stores.
-UNKNOWN_ROW_STORE = ("store ", " is not in stores.csv")
-
-
-def _drop_unknown_row_stores(parsed: ParsedFile, known: set[str], ctx: FileContext) -> ParsedFile:
-    unknown = ~parsed.rows["store_code"].isin(known)
-    if not unknown.any():
-        return parsed
-    bad = parsed.rows[unknown]
-    rej = pd.DataFrame({
-        "business_date": pd.Timestamp(ctx.business_date), "asset": ctx.asset, "source_system": "pos",
-        "source_ref": ctx.path, "source_key": "line " + bad["source_line"].astype(str),
-        "reason_code": "unknown_store",
-        "reason": UNKNOWN_ROW_STORE[0] + bad["store_code"].astype(str) + UNKNOWN_ROW_STORE[1],
-        "record": None, "run_id": ctx.run_id,
-    })
-    parsed.rows = parsed.rows[~unknown].reset_index(drop=True)
-    parsed.rejections = concat([parsed.rejections, rej])
-    return parsed
-
-
 DRIFT_CHECK = "no_schema_drift"
 COMPLETE_CHECK = "complete"
 FILES_CHECK = "no_refused_or_held_files"
@@ -344,8 +283,7 @@ FILES_CHECK = "no_refused_or_held_files"
 
 def reconcile_files(ledger: pd.DataFrame, rows: int, rejected_lines: int) -> dg.AssetCheckResult:
     """Source lines = raw rows + rejected lines, over the files the day booked or refused."""
-    counted = ledger[ledger["status"].isin([BOOKED, "rejected"])] if len(ledger) else ledger
-    lines = int(counted["lines"].sum()) if len(counted) else 0
+    lines = counted_lines(ledger)
     return dg.AssetCheckResult(
         check_name=RECONCILED_CHECK, passed=lines == rows + rejected_lines, severity=dg.AssetCheckSeverity.ERROR,
         metadata={"source_lines": lines, "raw_rows": rows, "rejected_lines": rejected_lines},
@@ -399,7 +337,7 @@ CHUNK_ROWS = 100_000  # rows validated and sent together: bounded memory, pander
 def _send(spec: TableSpec, append, pending: list[pd.DataFrame], checks: list, day: date,
           chunk_stores: list[set[str]]) -> int:
     """Validate the pending frames as one chunk and send it; the chunk's schema result joins ``checks`` and its
-    store codes join ``chunk_stores`` (chunks are validated one by one: see ``_may_repeat``)."""
+    store codes join ``chunk_stores`` (chunks are validated one by one: see ``pos_day.may_repeat``)."""
     if not pending:
         return 0
     rows, failures = validate_frame(spec, concat(pending), day.isoformat())
@@ -407,18 +345,6 @@ def _send(spec: TableSpec, append, pending: list[pd.DataFrame], checks: list, da
     chunk_stores.append(set(rows["store_code"].unique()))
     pending.clear()
     return append(rows)
-
-
-def _may_repeat(chunk_stores: list[set[str]]) -> bool:
-    """Whether a natural key (store, day, receipt, line) can repeat across the day's chunks: only when a store has
-    lines in two of them (a file with a store column next to another file of that store), since each chunk's
-    own keys are checked by ``validate_frame``. Then the warehouse finds the repeats (``repeated_keys``)."""
-    seen: set[str] = set()
-    for stores in chunk_stores:
-        if seen & stores:
-            return True
-        seen |= stores
-    return False
 
 
 def _day_schema_result(spec: TableSpec, chunk_failures: list, repeats: pd.DataFrame | None, rows: int, day: date
@@ -444,10 +370,10 @@ def _pos_day_asset(spec, kind: str, doc: str):
         name=spec.name, group_name=SOURCES_GROUP, kinds={"csv", "pandas"}, owners=OWNERS,
         partitions_def=daily_partitions, deps=[raw_stores], description=describe(spec, doc),
         metadata=table_metadata(spec), check_specs=checks_of_kind, backfill_policy=backfill_policy,
+        retry_policy=TRANSIENT_RETRY,
     )
     @retries_transient
     def _asset(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):
-        settings = load_settings()
         try:
             pos_drop.check_root()
         except DropFolderUnavailable as exc:
@@ -467,9 +393,9 @@ def _pos_day_asset(spec, kind: str, doc: str):
                 with tx.appender(spec) as append:
                     pending: list[pd.DataFrame] = []
                     for chunks, entry in iter_day(kind, day, pos_drop, stores, context.run.run_id, spec.name,
-                                                  settings.max_rejected_line_rate, booked=booked, plan=plan,
-                                                  hold_share=settings.resend_hold_share,
-                                                  chunk_bytes=settings.pos_chunk_bytes, **operator):
+                                                  pos_drop.max_rejected_line_rate, booked=booked, plan=plan,
+                                                  hold_share=pos_drop.resend_hold_share,
+                                                  chunk_bytes=pos_drop.chunk_bytes, **operator):
                         entries.append(entry)
                         for parsed in chunks:
                             pending.append(parsed.rows)
@@ -486,7 +412,7 @@ def _pos_day_asset(spec, kind: str, doc: str):
                 tx.delete(REJECTIONS, {"business_date": day, "asset": spec.name},
                           *([sa.not_(sa.tuple_(rejections.c.source_ref, rejections.c.run_id).in_(kept))]
                             if kept else []))
-                rejected_day = _file_level(concat(rejected), entries, context.run.run_id, spec.name, day)
+                rejected_day = with_refused_files(concat(rejected), entries, context.run.run_id, spec.name, day)
                 tx.append(REJECTIONS, rejected_day)
                 ledger = pd.DataFrame(entries + plan.carried) if entries or plan.carried else POS_FILE_LEDGER.empty()
                 tx.replace(POS_FILE_LEDGER, ledger, {"business_date": day, "kind": kind})
@@ -529,18 +455,6 @@ def _booked(warehouse: Warehouse, tx, day: date, kind: str) -> pd.DataFrame:
     return frame
 
 
-def _file_level(rejected: pd.DataFrame, entries: list[dict[str, object]], run_id: str, asset: str, day: date
-                ) -> pd.DataFrame:
-    """The day's rejected lines, plus one row per file refused as a whole with no line to reject (empty, or
-    unreadable), so every refused file is in ``rejections`` with its reason (source_key NULL: not a line)."""
-    quoted = set(rejected["source_ref"]) if len(rejected) else set()
-    extra = [{"business_date": pd.Timestamp(day), "asset": asset, "source_system": "pos", "source_ref": e["path"],
-              "source_key": None, "reason_code": "file_refused", "reason": e["reason"], "record": None,
-              "run_id": run_id}
-             for e in entries if e["status"] == "rejected" and e["path"] not in quoted]
-    return concat([rejected, pd.DataFrame(extra)]) if extra else rejected
-
-
 def _tell(context: dg.AssetExecutionContext, asset: str, day: date, ledger: pd.DataFrame, plan: DayPlan, rows: int,
           rejected: int) -> None:
     """What a person watching the run reads: one line per refused or held file, and the booked files gone."""
@@ -573,6 +487,7 @@ raw_pos_inventory = _pos_day_asset(
                  dg.AssetCheckSpec("no_unrecognised_files", asset="pos_unrecognised_files",
                                    description="Every file in the drop folder matches a layout and can be read; "
                                                "links, hidden and special entries are listed (WARN)")],
+    retry_policy=TRANSIENT_RETRY,
 )
 @retries_transient
 def pos_unrecognised_files(context: dg.AssetExecutionContext, pos_drop: PosDropFolder, warehouse: Warehouse):

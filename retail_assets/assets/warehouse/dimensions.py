@@ -6,12 +6,12 @@ import dagster as dg
 import pandas as pd
 
 from retail_assets.assets.common import OWNERS, WAREHOUSE_GROUP, describe, preview, table_metadata, validated
-from retail_assets.assets.retry import retries_transient
+from retail_assets.assets.retry import TRANSIENT_RETRY, retries_transient
 from retail_assets.checks import schema_check_spec
+from retail_assets.partitions import daily_partitions
 from retail_assets.resources import Warehouse
 from retail_assets.schemas.sources import RAW_CRM_CONTACTS, RAW_ONLINE_CUSTOMERS, RAW_ONLINE_PRODUCTS, RAW_STORES
 from retail_assets.schemas.warehouse import BRIDGE_CUSTOMER_IDENTITY, DIM_CUSTOMER, DIM_DATE, DIM_PRODUCT, DIM_STORE
-from retail_assets.settings import load_settings
 from retail_assets.transforms.dimensions import build_dim_date, build_dim_product, build_dim_store
 from retail_assets.transforms.identity import build_dim_customer, resolve_customers
 
@@ -28,30 +28,30 @@ def _result(frame: pd.DataFrame, check: dg.AssetCheckResult, **extra) -> dg.Mate
 
 @dg.asset(group_name=WAREHOUSE_GROUP, kinds={"sql", "pandas"}, owners=OWNERS, metadata=table_metadata(DIM_DATE),
           description=describe(DIM_DATE, "Every day from RETAIL_PARTITION_START to a year ahead."),
-          check_specs=[schema_check_spec(DIM_DATE)])
+          check_specs=[schema_check_spec(DIM_DATE)], retry_policy=TRANSIENT_RETRY)
 @retries_transient
 def dim_date(warehouse: Warehouse):
-    start = date.fromisoformat(load_settings().partition_start)
+    start = daily_partitions.start.date()
     frame, check = validated(DIM_DATE, build_dim_date(start, date.today() + timedelta(days=366)))
     warehouse.replace(DIM_DATE, frame, {})
     return _result(frame, check)
 
 
 @dg.asset(group_name=WAREHOUSE_GROUP, kinds={"sql", "pandas"}, owners=OWNERS, metadata=table_metadata(DIM_STORE),
-          deps=["raw_stores"], check_specs=[schema_check_spec(DIM_STORE)],
+          deps=["raw_stores"], check_specs=[schema_check_spec(DIM_STORE)], retry_policy=TRANSIENT_RETRY,
           description=describe(DIM_STORE, "Type 1 (attributes overwritten); keys stable across loads; ONLINE is "
                                           "the online shop, -1 the unknown store."))
 @retries_transient
 def dim_store(warehouse: Warehouse):
     stores = warehouse.read(RAW_STORES)
-    frame = build_dim_store(stores, _existing(warehouse, DIM_STORE), reporting_timezone=load_settings().timezone)
+    frame = build_dim_store(stores, _existing(warehouse, DIM_STORE), reporting_timezone=daily_partitions.timezone)
     frame, check = validated(DIM_STORE, frame)
     warehouse.replace(DIM_STORE, frame, {})
     return _result(frame, check)
 
 
 @dg.asset(group_name=WAREHOUSE_GROUP, kinds={"sql", "pandas"}, owners=OWNERS, metadata=table_metadata(DIM_PRODUCT),
-          deps=["raw_online_products"], check_specs=[schema_check_spec(DIM_PRODUCT)],
+          deps=["raw_online_products"], check_specs=[schema_check_spec(DIM_PRODUCT)], retry_policy=TRANSIENT_RETRY,
           description=describe(DIM_PRODUCT, "SCD type 2 over the master catalog: a change of name, category, brand, "
                                             "price or cost opens a version valid from the source's updated_at."))
 @retries_transient
@@ -78,6 +78,7 @@ def dim_product(warehouse: Warehouse):
                                           "customer, loyalty card, email) resolves to a customer_id.")),
     ],
     check_specs=[schema_check_spec(DIM_CUSTOMER), schema_check_spec(BRIDGE_CUSTOMER_IDENTITY)],
+    retry_policy=TRANSIENT_RETRY,
 )
 @retries_transient
 def customers(warehouse: Warehouse):
