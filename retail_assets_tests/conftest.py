@@ -174,3 +174,62 @@ def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float
             pass
     with contextlib.suppress(ProcessLookupError):  # children the group leader left behind
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+# --- the fast inner loop -------------------------------------------------------------------------------------------
+# `python3 -m retail_assets test -m "not slow"` leaves out the tests below (marked `slow` here, the one place that says
+# which are slow and why); CI runs everything. Chosen by measured durations (`pytest --durations=0`): the servers,
+# browser, daemon, Celery, benchmark, command-line and whole-graph tests, and single tests of many seconds.
+# Keys: a module, a test (all its parameters) or one parametrised case, relative to this folder.
+SLOW = {
+    "automation/test_daemon.py": "a dagster-daemon process: sensors, run queue and a backfill in real time",
+    "automation/test_webserver_ui.py": "dagster-webserver and Chromium",
+    "automation/test_backfill.py": "`dagster job backfill` processes through the run queue",
+    "automation/test_alerts.py": "failing runs told to SMTP and HTTP servers on localhost",
+    "marts/test_report_browser.py": "the report in Chromium, on a company loaded on each engine",
+    "marts/test_report.py::test_report_renders_in_a_browser": "Chromium",
+    "scaling/test_celery.py": "a Celery cluster (RabbitMQ, Redis, two workers, a daemon): ten-day backfills",
+    "sources/test_server_sources.py": "the whole graph on MariaDB and PostgreSQL sources, against a SQLite run",
+    "test_bench_quick.py": "bench/run.py --quick: every measurement a process of its own",
+    "e2e/test_run_graph.py": "the whole graph on a generated company, once per engine",
+    "e2e/test_changes.py": "the whole graph, then source changes and reloads, on both engines",
+    "e2e/test_uci.py": "the real UCI Online Retail files through the whole graph, on both engines",
+    "e2e/test_demo_history.py": "the demo's two loads through `retail-etl` processes",
+    "quality/test_checks.py": "the reference and daily jobs run again and again, on both engines",
+    "reliability/test_drop_safety.py": "daily_load run after run on a company loaded once per engine",
+    "reliability/test_operator_acts.py": "`retail-etl` processes loading, accepting and withdrawing store-days",
+    "reliability/test_chunked_day.py": "a company through the graph twice, files whole and in chunks",
+    "reliability/test_concurrent_ddl.py": "first runs racing in processes of their own on PostgreSQL",
+    "reliability/test_cli_errors.py": "`retail-etl` processes running the graph, failing each way",
+    "reliability/test_preflight.py": "`retail-etl check`, `run` and `report` processes, and a run waiting on retries",
+    "reliability/test_chunked_parse.py": "every awkward file read whole and in chunks down to one byte, in Python",
+    "automation/test_pos_drop_sensor.py::test_a_busy_duckdb_warehouse_defers_the_day_instead_of_failing":
+        "waits out a DuckDB lock held by another process",
+    "automation/test_retry.py::test_a_duckdb_file_held_past_the_wait_is_retried": "waits out a held DuckDB file",
+    "automation/test_retry.py::test_a_warehouse_out_of_reach_for_a_while_is_retried": "a run waiting on retries",
+    "automation/test_online_and_daily.py::test_recent_rows_deleted_or_edited_in_the_shop_reload_their_day":
+        "several daily runs and sensor ticks",
+    "automation/test_online_and_daily.py::test_a_return_entered_after_its_day_was_loaded_reloads_that_day":
+        "several daily runs and sensor ticks",
+    "transforms/test_facts.py::test_pos_performance_smoke_is_correct_on_200k_rows": "200,000 lines on both engines",
+    "scaling/test_executors.py::test_the_definitions_load_with_the_executor_the_configuration_names_and_refuse_celery"
+    "_on_duckdb": "loads the definitions in fresh processes, once per executor",
+    "test_generator.py::test_scale_smoke_keeps_memory_modest": "a company generated under tracemalloc",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests of SLOW `slow` (with the reason); warn of a key that names no test any more."""
+    here = Path(__file__).parent
+    for key in SLOW:
+        module, _, test = key.partition("::")
+        path = here / module
+        if not path.is_file() or (test and f"def {test.partition('[')[0]}(" not in path.read_text()):
+            config.issue_config_time_warning(pytest.PytestConfigWarning(f"SLOW in {__file__}: no test {key}"), 2)
+    for item in items:
+        module = item.path.relative_to(here).as_posix() if item.path.is_relative_to(here) else ""
+        test = f"{module}::{item.nodeid.partition('::')[2]}"
+        reason = SLOW.get(test) or SLOW.get(test.partition("[")[0]) or SLOW.get(module)
+        if reason:
+            item.add_marker(pytest.mark.slow(reason=reason))
