@@ -78,7 +78,7 @@ def _rejection_frame(day: date, ctxs: list[FileContext], line_numbers: list[int]
     n = len(line_numbers)
     if not n:
         return _no_rejections().copy()
-    return pd.DataFrame({  # lists, not scalars to broadcast: half the cost
+    return pd.DataFrame({  # lists, not scalars to broadcast: broadcasting is the slower way
         "business_date": np.full(n, np.datetime64(day, "us")),
         "asset": [ctx.asset for ctx in ctxs],
         "source_system": ["pos"] * n,
@@ -186,7 +186,11 @@ def _parse_error(ctx: FileContext, layout: Layout, message: str) -> str:
 
 
 def _parse_text(text: str, layout: Layout, ctx: FileContext, piece: _Piece | None = None) -> ParsedFile:
-    """``parse_pos_file`` of the decoded text of a file, or of one ``piece`` of it (``parse_stream``)."""
+    """``parse_pos_file`` of the decoded text of a file, or of one ``piece`` of it (``parse_stream``).
+
+    A sales file is read by Arrow's CSV reader when it can be sure to read it as pandas' reader does (see
+    ``_parse_sales_arrow``); anything else, and every stock file, by pandas' reader, whose messages are the ones a
+    refused file quotes. Either way the rules are those of ``_sales_rules`` / ``_inventory``, once."""
     if layout.kind == "sales" and (piece is None or piece.arrow):
         parsed = _parse_sales_arrow(text, layout, ctx, piece)
         if parsed is not None:
@@ -202,27 +206,34 @@ def _parse_text(text: str, layout: Layout, ctx: FileContext, piece: _Piece | Non
     if rejected is not None:
         return rejected
 
-    def col(name: str) -> pd.Series:
-        header = layout.columns.get(name)
-        if header is None or header.strip().lower() not in headers:
-            return pd.Series([""] * len(table), index=table.index, dtype="string")
-        return table[headers[header.strip().lower()]].astype("string").str.strip()
-
     lines = _physical_lines(text)
     numbered = [i + 1 for i, line in enumerate(lines) if line.strip()][1:]
     if piece is not None:
         piece.numbered, piece.table_rows = len(numbered), len(table)
     if len(numbered) == len(table) and not (piece is not None and piece.rows_in_order):
         line_numbers = np.asarray(numbered, dtype="int64") + ctx.line_offset
-        records = pd.Series([lines[n - 1] for n in numbered], index=table.index, dtype="string")
+
+        def records(rows: np.ndarray) -> list[str]:
+            return [lines[numbered[i] - 1] for i in rows.tolist()]
     else:  # quoted line breaks inside a cell: fall back to row order, records rebuilt from the cells
         line_numbers = np.arange(2, len(table) + 2, dtype="int64") + ctx.line_offset
-        records = table.astype("string").agg(layout.delimiter.join, axis=1)
+
+        def records(rows: np.ndarray) -> list[str]:
+            cells = table.iloc[rows].astype("string")
+            return cells.agg(layout.delimiter.join, axis=1).tolist() if len(rows) else []
 
     if layout.kind == "sales":
-        rows, reason_code, reason = _sales(table, layout, ctx, col, headers, piece)
-    else:
-        rows, reason_code, reason = _inventory(table, layout, ctx, col, headers, piece)
+        columns = pa.table({str(h): pa.array(table[h].to_numpy(dtype=object), _TEXT) for h in headers.values()})
+        return _sales_rules([text], [ctx], np.array([len(table)], dtype=np.int64), columns, layout, headers, extra,
+                            piece, (line_numbers, records))[0]
+
+    def col(name: str) -> pd.Series:
+        header = layout.columns.get(name)
+        if header is None or header.strip().lower() not in headers:
+            return pd.Series([""] * len(table), index=table.index, dtype="string")
+        return table[headers[header.strip().lower()]].astype("string").str.strip()
+
+    rows, reason_code, reason = _inventory(table, layout, ctx, col, headers, piece)
     rows["source_file"] = ctx.path
     rows["source_line"] = line_numbers
     rows["run_id"] = ctx.run_id
@@ -232,14 +243,21 @@ def _parse_text(text: str, layout: Layout, ctx: FileContext, piece: _Piece | Non
         piece.bad = bad.to_numpy(dtype=bool)
     n_bad = int(bad.sum())
     if len(table) and n_bad / len(table) > ctx.max_rejected_rate:
-        sample = reason_code[bad].value_counts().head(3).to_dict()
-        return reject_whole_file(
-            ctx, text, "too_many_bad_lines",
-            f"file {ctx.path}: {n_bad} of {len(table)} lines break the rules of layout {layout.name} "
-            f"(over the {ctx.max_rejected_rate:.0%} limit; most common: {sample}); is the store on the right layout?")
-    rejections = _rejections(ctx, line_numbers[bad.to_numpy()], reason_code[bad], reason[bad], records[bad])
+        return _too_many_bad_lines(ctx, layout, text, n_bad, len(table), reason_code[bad])
+    bad_rows = np.flatnonzero(bad.to_numpy())
+    rejections = _rejections(ctx, line_numbers[bad_rows], reason_code[bad], reason[bad], records(bad_rows))
     return ParsedFile(rows=rows[~bad.to_numpy()].reset_index(drop=True), rejections=rejections, lines=len(table),
                       extra_columns=extra)
+
+
+def _too_many_bad_lines(ctx: FileContext, layout: Layout, text: str, bad: int, lines: int, codes: Iterable[str]
+                        ) -> ParsedFile:
+    """The whole file refused: more of its lines than ``ctx.max_rejected_rate`` break a rule (``codes``: theirs)."""
+    sample = pd.Series(list(codes), dtype="string").value_counts().head(3).to_dict()
+    return reject_whole_file(
+        ctx, text, "too_many_bad_lines",
+        f"file {ctx.path}: {bad} of {lines} lines break the rules of layout {layout.name} "
+        f"(over the {ctx.max_rejected_rate:.0%} limit; most common: {sample}); is the store on the right layout?")
 
 
 class _Rules:
@@ -254,121 +272,6 @@ class _Rules:
         if new.any():
             self.code[new] = code
             self.reason[new] = reason[new] if isinstance(reason, pd.Series) else reason
-
-
-def _sales(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, headers, piece: _Piece | None = None
-           ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
-    rules = _Rules(table.index)
-    receipt = col("receipt_id")
-    sku = col("sku")
-    rules.add((receipt == "") | (sku == ""), "missing_value",
-              "receipt_id or sku is empty; every line needs both")
-
-    if "line_no" in layout.columns:
-        line_raw = col("line_no")
-        line_ok = line_raw.str.fullmatch(r"\d+").fillna(False)
-        line_no = pd.to_numeric(line_raw.where(line_ok), errors="coerce")
-        if piece is not None:  # typed as the whole file types it (a number past int64 anywhere makes it wider)
-            piece.line_type = str(line_no.dtype) if line_no.notna().any() else None
-            line_no = line_no.astype(piece.line_type_of_file) if piece.line_type_of_file else line_no
-        rules.add(~line_ok | (line_no < 1), "line_no_invalid", "line_no '" + line_raw + "' is not a whole number >= 1")
-    else:  # the layout has no line numbers: number the lines of each receipt in file order
-        line_no = table.groupby(receipt, sort=False).cumcount() + 1
-        if piece is not None:  # and after its lines in the file's earlier pieces
-            line_no = line_no + piece.receipt_lines(receipt)
-
-    qty_raw = col("quantity")
-    qty_ok = qty_raw.str.fullmatch(r"[+-]?\d+").fillna(False)
-    quantity = pd.to_numeric(qty_raw.where(qty_ok), errors="coerce")
-    rules.add(~qty_ok | (quantity == 0), "quantity_invalid",
-              "quantity '" + qty_raw + "' is not a non-zero whole number")
-    if layout.sign.column:
-        rules.add(qty_ok & (quantity < 0), "quantity_invalid",
-                  "quantity '" + qty_raw + f"' must be positive in layout {layout.name} (returns are marked by "
-                  f"{layout.sign.column})")
-
-    price_raw = col("unit_price")
-    price = _money(price_raw, layout.decimal)
-    rules.add(price.isna() | ~np.isfinite(price.fillna(0)) | (price < 0) | _more_than_cents(price_raw, layout.decimal),
-              "price_invalid", "unit_price '" + price_raw + "' is not a price >= 0 in whole cents")
-    disc_raw = col("discount")
-    discount = _money(disc_raw, layout.decimal).where(disc_raw != "", 0.0)
-    rules.add(discount.isna() | ~np.isfinite(discount.fillna(0)) | (discount < 0)
-              | _more_than_cents(disc_raw, layout.decimal),
-              "discount_invalid", "discount '" + disc_raw + "' is not an amount >= 0 in whole cents")
-
-    assert layout.sold_at is not None
-    parts = [table[headers[c.strip().lower()]].astype("string").str.strip() for c in layout.sold_at.columns]
-    stamp_raw = parts[0]
-    for extra in parts[1:]:
-        stamp_raw = stamp_raw + " " + extra
-    sold_at = pd.to_datetime(stamp_raw, format=layout.sold_at.format, errors="coerce")
-    business_day = pd.Timestamp(ctx.business_date)
-    rules.add(sold_at.isna(), "sold_at_invalid",
-              "sale time '" + stamp_raw.fillna("") + f"' does not match the format {layout.sold_at.format}")
-    rules.add(sold_at.dt.normalize() != business_day, "sold_at_invalid",
-              "sale time '" + stamp_raw.fillna("") + f"' is not on the file's business day {ctx.business_date}")
-
-    if layout.sign.column:
-        kind = table[headers[layout.sign.column.lower()]].astype("string").str.strip().str.upper()
-        sale = kind.isin([v.upper() for v in layout.sign.sale])
-        ret = kind.isin([v.upper() for v in layout.sign.returns])
-        rules.add(~(sale | ret), "type_invalid",
-                  f"{layout.sign.column} '" + kind.fillna("") + "' is neither "
-                  f"{'/'.join(layout.sign.sale)} (sale) nor {'/'.join(layout.sign.returns)} (return)")
-        quantity = quantity.where(~ret, -quantity)
-
-    payment = pd.Series(pd.NA, index=table.index, dtype="string")
-    if "payment_method" in layout.columns:
-        payment = col("payment_method").str.lower()
-        rules.add(~payment.isin(PAYMENT_METHODS), "payment_method_invalid",
-                  "payment_method '" + payment.fillna("") + f"' is not one of {', '.join(PAYMENT_METHODS)}")
-
-    store = pd.Series(ctx.store_code, index=table.index, dtype="string")
-    if layout.store_from == "column":
-        store = table[headers[layout.store_value.lower()]].astype("string").str.strip()
-        rules.add(store == "", "missing_value", "the store column is empty")
-
-    dup = pd.DataFrame({"s": store, "r": receipt, "l": line_no}).duplicated(keep="first")
-    if piece is not None and "line_no" in layout.columns:  # or a line of the file's earlier pieces
-        dup = dup | piece.seen_before(store if layout.store_from == "column" else None, receipt, _line_keys(line_no))
-    rules.add(dup & rules.code.isna(), "duplicate_line",
-              "receipt " + receipt + " line " + line_no.astype("string").fillna("?")
-              + " appears more than once in the file; the first occurrence was kept")
-
-    ok = rules.code.isna()
-    rows = pd.DataFrame({
-        "business_date": business_day,
-        "store_code": store,
-        "receipt_id": receipt,
-        "line_no": line_no.where(ok, 1).astype("int64"),
-        "sold_at": sold_at,
-        "register_id": col("register_id").replace("", pd.NA),
-        "cashier_id": col("cashier_id").replace("", pd.NA),
-        "sku_raw": sku,
-        "sku_norm": normalise_sku(sku),
-        "quantity": quantity.where(ok, 1).astype("int64"),
-        "unit_price": price.round(2),
-        "discount": discount.round(2),
-        "loyalty_card": normalise_loyalty_card(col("loyalty_card")),
-        "payment_method": payment,
-        "layout": layout.name,
-    })
-    rows["sku_norm"] = rows["sku_norm"].mask(rows["sku_norm"] == "")
-    rules.add(rows["sku_norm"].isna(), "missing_value", "sku has no letters or digits")
-    return rows, rules.code, rules.reason
-
-
-def _line_keys(line_no: pd.Series) -> np.ndarray:
-    """Line numbers as keys, as the Arrow path has them: the number, -1 when missing; one past 2**62 (pandas types
-    the column UInt64 or Float64 once one is past int64) by the bits of its float, whatever the column's type."""
-    kind = line_no.dtype.kind
-    raw = line_no.to_numpy(dtype={"i": "int64", "u": "uint64"}.get(kind, "float64"), na_value=0)
-    fits = (raw < 2**62) if kind == "u" else (np.abs(raw) < 2**62)
-    keys = np.where(fits, raw, 0).astype(np.int64)
-    keys[~fits] = raw[~fits].astype(np.float64).view(np.int64)
-    keys[line_no.isna().to_numpy()] = -1
-    return keys
 
 
 def _inventory(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, headers, piece: _Piece | None = None
@@ -403,16 +306,16 @@ def _inventory(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, heade
     return rows, rules.code, rules.reason
 
 
-# --- The Arrow path for sales files -----------------------------------------------------------------------------
-# The pandas code above is the reference. A sales file is first tried here: read by pyarrow's CSV reader and checked
-# with Arrow compute kernels and numpy, rule by rule in the reference's order, with the reference's semantics (the
-# same kernels pandas uses for these string methods; Python's regex semantics where pandas would use Python's
-# ``re``). Plain values take the fast lane (digits, amounts with at most 2 decimals, fixed-width timestamps);
-# anything else goes through the reference's own pandas code, cell by cell. Reasons and physical records are only
-# made for the lines that break a rule. When a file has anything this path cannot be sure to read the same way
-# (quotes in the header, duplicate or empty header names, rows of the wrong width, blank lines, line breaks
-# inside cells, very long numbers), it returns None and the reference path reads the whole file. Results are the
-# same frames either way (retail_assets_tests/sources/test_pos_parse_arrow.py compares them).
+# --- The rules of a sales file ----------------------------------------------------------------------------------
+# Checked on Arrow arrays with Arrow compute kernels and numpy, in one pass over a file (or several files of one
+# layout and day, see parse_sales_files), first rule broken wins. Their semantics are pandas': the same string
+# kernels pandas uses for its string methods, Python's regex semantics where pandas would use Python's ``re``, and
+# pandas' own conversions (``pd.to_numeric``, ``pd.to_datetime``) for whatever is not plain. Plain values take the
+# fast lane (digits, amounts with at most 2 decimals, fixed-width timestamps), anything else goes through those
+# conversions cell by cell. Reasons and physical records are only made for the lines that break a rule.
+# A file is read by Arrow's CSV reader when nothing in it could make Arrow read it otherwise than pandas does (no
+# quotes in the header, no duplicate or empty header names, no rows of the wrong width, no blank lines, no line
+# breaks inside cells); anything else is read by pandas' reader (``_parse_text``) and checked here all the same.
 
 _PLAIN_AMOUNT = {".": r"^[0-9]{1,15}(\.[0-9]{1,2})?$", ",": r"^[0-9]{1,15}(,[0-9]{1,2})?$"}
 _PY_ASCII_SPACE = "[\t\n\x0b\x0c\r\x1c-\x1f ]+"  # what Python's \s matches among ASCII characters
@@ -430,10 +333,6 @@ def _no_rejections() -> pd.DataFrame:
     dtypes = {"business_date": "datetime64[us]", "asset": "str", "source_system": "str", "source_ref": "str",
               "run_id": "str"}  # the rest float64, as pandas makes an empty list
     return pd.DataFrame({c: pd.Series([], dtype=dtypes.get(c, "float64")) for c in REJECTION_COLUMNS})
-
-
-class _NotSame(Exception):
-    """This file must go through the reference path."""
 
 
 def _strings(values: pa.Array, dtype: pd.StringDtype = _STRING) -> pd.arrays.ArrowStringArray:
@@ -524,9 +423,43 @@ def _read_arrow(data: bytes, names: list[str], layout: Layout, columns: list[str
     )
 
 
-def _whole_numbers(raw: pa.Array, signed: bool, ascii_only: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(ok, values): cells that fullmatch ``[+-]?\\d+`` (``\\d+``) as pandas matches them, and their int64 value
-    (1 elsewhere), as the reference's ``pd.to_numeric(raw.where(ok))`` gives them."""
+@dataclass
+class _Numbers:
+    """Whole numbers of a column as the rules see them: ``ok`` where the cell is written as one, ``missing`` where
+    there is no number (not ok, or a digit pandas cannot convert), ``values`` the numbers (1 where missing) as pandas
+    types the column: int64, or uint64 or float64 once one is past int64 (``kind`` says which, as pandas names it)."""
+
+    ok: np.ndarray
+    missing: np.ndarray
+    values: np.ndarray
+    kind: str | None  # "Int64", "UInt64" or "Float64"; None when no cell holds a number
+
+    def keys(self) -> np.ndarray:
+        """One int64 key a number, the same whatever the column's type: the number, -1 when missing; one past 2**62
+        by the bits of its float."""
+        raw = self.values
+        fits = (raw < 2**62) if raw.dtype.kind == "u" else (np.abs(raw) < 2**62)
+        keys = np.where(fits, raw, 0).astype(np.int64)
+        keys[~fits] = raw[~fits].astype(np.float64).view(np.int64)
+        keys[self.missing] = -1
+        return keys
+
+    def codes(self) -> np.ndarray:
+        """Non-negative int64 codes, equal where the numbers are (all missing ones alike: 0)."""
+        if self.values.dtype == np.int64:
+            return np.where(self.missing, 0, self.values + 1)
+        return np.where(self.missing, 0, np.unique(self.values, return_inverse=True)[1] + 1)
+
+    def as_int64(self) -> np.ndarray:
+        """The numbers cast to int64 as pandas' ``astype("int64")`` casts them (past int64 they wrap)."""
+        with np.errstate(invalid="ignore"):
+            return self.values.astype(np.int64)
+
+
+def _whole_numbers(raw: pa.Array, signed: bool, ascii_only: bool, kind_of_file: str | None = None) -> _Numbers:
+    """Cells that fullmatch ``[+-]?\\d+`` (``\\d+``) as pandas matches them, and their values as the rules have
+    them: ``pd.to_numeric(raw.where(ok), errors="coerce")``, typed ``kind_of_file`` when given (what the whole file
+    of a piece types them as)."""
     digits = raw
     if ascii_only:  # pandas runs \d through RE2 on ASCII data, where it means [0-9]
         if signed:
@@ -536,24 +469,35 @@ def _whole_numbers(raw: pa.Array, signed: bool, ascii_only: bool) -> tuple[np.nd
     else:
         ok = _series(raw).str.fullmatch(r"[+-]?\d+" if signed else r"\d+").to_numpy(dtype=bool, na_value=False)
     values = np.ones(len(raw), dtype=np.int64)
-    if ok.all() and ascii_only:
-        if pc.max(pc.binary_length(digits)).as_py() > _MAX_INT_DIGITS:
-            raise _NotSame("very long whole number")
-        values = _np(pc.cast(digits, pa.int64()))
-        if signed:
-            values = np.where(_np(pc.starts_with(raw, "-")), -values, values)
-    elif ok.any():
-        cells = pc.filter(raw, pa.array(ok))
-        if pc.max(pc.utf8_length(cells)).as_py() > _MAX_INT_DIGITS:
-            raise _NotSame("very long whole number")
-        values[ok] = _np(pc.cast(pc.replace_substring_regex(cells, r"^\+", ""), pa.int64()))
-    return ok, values
+    if kind_of_file in (None, "Int64"):
+        if ascii_only and ok.all():
+            if (pc.max(pc.binary_length(digits)).as_py() or 0) <= _MAX_INT_DIGITS:
+                values = _np(pc.cast(digits, pa.int64()))
+                if signed:
+                    values = np.where(_np(pc.starts_with(raw, "-")), -values, values)
+                return _Numbers(ok, ~ok, values, "Int64" if len(raw) else None)
+        elif ok.any():
+            cells = pc.filter(raw, pa.array(ok))
+            if pc.max(pc.utf8_length(cells)).as_py() <= _MAX_INT_DIGITS and (
+                    ascii_only or pc.all(pc.match_substring_regex(cells, r"^[+-]?[0-9]+$")).as_py()):
+                values[ok] = _np(pc.cast(pc.replace_substring_regex(cells, r"^\+", ""), pa.int64()))
+                return _Numbers(ok, ~ok, values, "Int64")
+        else:
+            return _Numbers(ok, ~ok, values, None)
+    # past int64, digits other than 0-9, or typed as the whole file types them: as pandas converts them
+    numbers = pd.to_numeric(_series(raw).where(ok), errors="coerce")
+    if kind_of_file is not None or numbers.dtype == object:
+        numbers = numbers.astype(kind_of_file or "Float64")
+    missing = numbers.isna().to_numpy()
+    kind = str(numbers.dtype) if not missing.all() else None
+    values = numbers.to_numpy(dtype=numbers.dtype.numpy_dtype, na_value=1)
+    return _Numbers(ok, missing, values, kind)
 
 
 def _amounts(raw: pa.Array, decimal: str, empty: float | None) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
     """(values, missing, whole, broken): ``_money(raw)`` (``empty`` for empty cells when given), whether pandas
-    would type it Int64 rather than Float64, and the amount rule of the reference. Plain amounts are parsed by
-    Arrow, anything else by ``_money`` and ``_more_than_cents`` themselves."""
+    would type it Int64 rather than Float64, and the amount rule: a number >= 0 in whole cents. Plain amounts are
+    parsed by Arrow, anything else by ``_money`` and ``_more_than_cents``."""
     n = len(raw)
     plain = _np(pc.match_substring_regex(raw, _PLAIN_AMOUNT[decimal]))
     blank = _np(pc.equal(pc.utf8_length(raw), 0))
@@ -578,15 +522,14 @@ def _amounts(raw: pa.Array, decimal: str, empty: float | None) -> tuple[np.ndarr
     if other.any():
         cells = _series(pc.filter(raw, pa.array(other)))
         amount = _money(cells, decimal)
-        if str(amount.dtype) not in ("Int64", "Float64"):
-            raise _NotSame(f"amounts parse to {amount.dtype}")
-        fraction = fraction or str(amount.dtype) == "Float64"
+        fraction = fraction or str(amount.dtype) != "Int64"  # Float64, or UInt64 past int64: floats here
         broken[other] = (amount.isna() | ~np.isfinite(amount.fillna(0)) | (amount < 0)
                          | _more_than_cents(cells, decimal)).to_numpy(dtype=bool, na_value=True)
         values[other] = amount.to_numpy(dtype="float64", na_value=np.nan)
         missing[other] = amount.isna().to_numpy()
         numbers = numbers or bool((~amount.isna()).any())
-    return values, missing, numbers and not fraction, broken  # no number at all: pandas says Float64
+    # no number at all: pandas says Float64, but Int64 for no cell at all
+    return values, missing, (numbers and not fraction) or n == 0, broken
 
 
 def _amount_array(values: np.ndarray, missing: np.ndarray, whole: bool
@@ -668,8 +611,9 @@ def _seen_before(keys: list[np.ndarray]) -> np.ndarray:
     span = 1
     for part in keys:
         size = int(part.max()) + 1 if len(part) else 1
-        if span * size >= 2 ** 62:
-            raise _NotSame("duplicate key too wide")
+        if span * size >= 2 ** 62:  # renumber the keys so far 0, 1, ...: fewer than the rows
+            distinct, key = np.unique(key, return_inverse=True)
+            span = len(distinct)
         key = key * size + part
         span *= size
     dup = np.ones(len(key), dtype=bool)
@@ -725,16 +669,16 @@ def _quoted(prefix: str, raw: pa.Array, suffix: str) -> Callable[[np.ndarray], l
 
 def _parse_sales_arrow(text: str, layout: Layout, ctx: FileContext, piece: _Piece | None = None
                        ) -> ParsedFile | None:
-    """``parse_pos_file`` for a sales file (or a piece of one), or None when the reference path must read it."""
-    parsed = (_parse_sales_batch([(text, ctx)], layout) if piece is None
-              else _parse_sales_batch([(text, ctx)], layout, piece))
+    """``parse_pos_file`` for a sales file (or a piece of one) read by Arrow's CSV reader, or None when pandas'
+    reader must read it."""
+    parsed = _parse_sales_batch([(text, ctx)], layout, piece)
     return None if parsed is None else parsed[0]
 
 
 def _parse_sales_batch(files: list[tuple[str, FileContext]], layout: Layout, piece: _Piece | None = None
                        ) -> list[ParsedFile] | None:
     """``_parse_sales_arrow`` for several decoded files of one layout and business day whose headers are written
-    alike, read as one CSV and checked in one pass, or None when one of them must go through another path."""
+    alike, read as one CSV and checked in one pass, or None when one of them must be read by pandas' reader."""
     names = _header_names(files[0][0], layout)
     if names is None or any(_header_names(text, layout) != names for text, _ in files[1:]):
         return None
@@ -753,19 +697,21 @@ def _parse_sales_batch(files: list[tuple[str, FileContext]], layout: Layout, pie
     csv_text = "".join(part if part.endswith(("\n", "\r")) else part + "\n" for part in parts)
     try:
         table = _read_arrow(csv_text.encode("utf-8"), names, layout, [str(headers[k]) for k in headers if k in wanted])
-        if table.num_rows != counts.sum():  # blank lines or line breaks inside cells
-            return None
-        return _sales_arrow([text for text, _ in files], [ctx for _, ctx in files], counts, table, layout, headers,
-                            extra, piece)
-    except (_NotSame, pa.ArrowException):
+    except pa.ArrowException:  # rows of the wrong width
         return None
+    if table.num_rows != counts.sum():  # blank lines or line breaks inside cells
+        return None
+    if piece is not None:
+        piece.numbered = piece.table_rows = table.num_rows
+    return _sales_rules([text for text, _ in files], [ctx for _, ctx in files], counts, table, layout, headers, extra,
+                        piece)
 
 
 def parse_sales_files(files: list[tuple[bytes, FileContext]], layout: Layout) -> list[ParsedFile]:
     """``parse_pos_file`` of each of several sales files of ``layout`` for one business day, in order.
 
-    The files the Arrow path can read whose headers are written alike are read as one CSV and checked in one pass:
-    a day of a few hundred small files spends a third of its parse on each file's fixed cost otherwise. Each file
+    The files Arrow's reader can read whose headers are written alike are read as one CSV and checked in one pass:
+    a day of a few hundred small files would otherwise spend much of its parse on each file's fixed cost. Each file
     gets its own rows, rejections, line numbers and file-level verdict (too many bad lines rejects that file
     alone), the same as file by file, but for one thing: an amount column is typed Float64 for every file of the
     batch once one of them has a fraction (alone, a file of whole prices is typed Int64); the raw schema makes both
@@ -793,9 +739,12 @@ def _per_file(values: list[str | None], file_of: np.ndarray) -> pa.Array:
                                             pa.py_buffer(b"".join(e * k for e, k in zip(encoded, rows, strict=True))))
 
 
-def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, table: pa.Table, layout: Layout,
-                 headers: dict, extra: list[str], piece: _Piece | None = None) -> list[ParsedFile]:
-    """The rules over the lines of one or more files (``counts`` lines each, in ``table`` one after the other)."""
+def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, table: pa.Table, layout: Layout,
+                 headers: dict, extra: list[str], piece: _Piece | None = None,
+                 numbering: tuple[np.ndarray, Callable[[np.ndarray], list[str]]] | None = None) -> list[ParsedFile]:
+    """The rules over the lines of one or more files (``counts`` lines each, in ``table`` one after the other, every
+    cell text). A line's number and record are those of its physical line, the header being line 1 and every line
+    a row; or, for one file read by pandas' reader, ``numbering``: (the rows' line numbers, the records of rows)."""
     n = table.num_rows
     files = len(ctxs)
     file_of = np.repeat(np.arange(files), counts)
@@ -818,12 +767,16 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
     rules.add(_np(pc.or_(pc.equal(receipt, ""), pc.equal(sku, ""))), "missing_value",
               "receipt_id or sku is empty; every line needs both")
 
+    numbers = None
     if "line_no" in layout.columns:
         line_raw = col("line_no")
-        line_ok, line_no = _whole_numbers(line_raw, False, ascii_only)
-        rules.add(~line_ok | (line_no < 1), "line_no_invalid",
+        numbers = _whole_numbers(line_raw, False, ascii_only, piece.line_type_of_file if piece is not None else None)
+        if piece is not None:
+            piece.line_type = numbers.kind
+        line_no = numbers.values
+        rules.add(numbers.missing | (line_no < 1), "line_no_invalid",
                   _quoted("line_no '", line_raw, "' is not a whole number >= 1"))
-        line_key = np.where(line_ok, line_no + 1, 0)  # unreadable numbers are one key, as for duplicated()
+        line_key = numbers.codes()  # unreadable numbers are one key, as for duplicated()
     else:  # the layout has no line numbers: number the lines of each receipt in file order
         line_no = _cumcount(_codes(receipt) * files + file_of) + 1
         if piece is not None:  # and after its lines in the file's earlier pieces
@@ -831,11 +784,12 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
         line_key = line_no
 
     qty_raw = col("quantity")
-    qty_ok, quantity = _whole_numbers(qty_raw, True, ascii_only)
-    rules.add(~qty_ok | (quantity == 0), "quantity_invalid",
+    qty = _whole_numbers(qty_raw, True, ascii_only)
+    quantity = qty.values
+    rules.add(qty.missing | (quantity == 0), "quantity_invalid",
               _quoted("quantity '", qty_raw, "' is not a non-zero whole number"))
     if layout.sign.column:
-        rules.add(qty_ok & (quantity < 0), "quantity_invalid",
+        rules.add(qty.ok & (qty.missing | (quantity < 0)), "quantity_invalid",
                   _quoted("quantity '", qty_raw, f"' must be positive in layout {layout.name} (returns are marked "
                                                  f"by {layout.sign.column})"))
 
@@ -881,9 +835,8 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
         rules.add(_np(pc.equal(store, "")), "missing_value", "the store column is empty")
         keys.insert(1, _codes(store))
     seen = _seen_before(keys)
-    if piece is not None and "line_no" in layout.columns:  # or a line of the file's earlier pieces
-        seen |= piece.seen_before(store if layout.store_from == "column" else None, receipt,
-                                  np.where(line_ok, line_no, -1))
+    if piece is not None and numbers is not None:  # or a line of the file's earlier pieces
+        seen |= piece.seen_before(store if layout.store_from == "column" else None, receipt, numbers.keys())
     rules.add(seen, "duplicate_line", lambda rows: [
         f"receipt {r} line {line} appears more than once in the file; the first occurrence was kept"
         for r, line in zip(receipt.take(pa.array(rows)).to_pylist(), line_no[rows].tolist(), strict=True)])
@@ -896,33 +849,32 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
 
     good = rules.free
     if piece is not None:
-        piece.bad, piece.numbered, piece.table_rows = ~good, n, n
+        piece.bad = ~good
         if piece.count_only:
             return [ParsedFile(rows=pd.DataFrame(index=pd.RangeIndex(int(good.sum()))),
                                rejections=pd.DataFrame({"reason_code": rules.code[~good]}), lines=n,
                                extra_columns=extra)]
     verdicts: list[ParsedFile | None] = [None] * files
     bad_in_file = np.bincount(file_of[~good], minlength=files)
-    for f in np.flatnonzero(bad_in_file / counts > np.array([ctx.max_rejected_rate for ctx in ctxs])):
-        ctx, lines = ctxs[f], int(counts[f])
+    for f in np.flatnonzero(bad_in_file / np.maximum(counts, 1) > np.array([ctx.max_rejected_rate for ctx in ctxs])):
+        lines = int(counts[f])
         codes = rules.code[starts[f]: starts[f] + lines][~good[starts[f]: starts[f] + lines]]
-        sample = pd.Series(codes, dtype="string").value_counts().head(3).to_dict()
-        verdicts[f] = reject_whole_file(
-            ctx, texts[f], "too_many_bad_lines",
-            f"file {ctx.path}: {bad_in_file[f]} of {lines} lines break the rules of layout {layout.name} "
-            f"(over the {ctx.max_rejected_rate:.0%} limit; most common: {sample}); is the store on the right layout?")
+        verdicts[f] = _too_many_bad_lines(ctxs[f], layout, texts[f], int(bad_in_file[f]), lines, codes)
     if files == 1 and verdicts[0] is not None:
         return [verdicts[0]]
     whole = np.array([v is not None for v in verdicts])[file_of]  # rows of files rejected as a whole
     bad_rows = np.flatnonzero(~good & ~whole)
     good = good & ~whole
 
-    offsets = np.array([ctx.line_offset for ctx in ctxs], dtype=np.int64)
-    line_numbers = np.arange(n, dtype=np.int64) - starts[file_of] + 2 + offsets[file_of]
     bad_files = file_of[bad_rows]
-    records: list[str] = []
-    for f in np.unique(bad_files):
-        records += _records(texts[f].encode("utf-8"), bad_rows[bad_files == f] - starts[f])
+    if numbering is None:
+        offsets = np.array([ctx.line_offset for ctx in ctxs], dtype=np.int64)
+        line_numbers = np.arange(n, dtype=np.int64) - starts[file_of] + 2 + offsets[file_of]
+        records: list[str] = []
+        for f in np.unique(bad_files):
+            records += _records(texts[f].encode("utf-8"), bad_rows[bad_files == f] - starts[f])
+    else:
+        line_numbers, records = numbering[0], numbering[1](bad_rows)
     rejections = _rejection_frame(
         day, [ctxs[f] for f in bad_files.tolist()], line_numbers[bad_rows], rules.code[bad_rows].tolist(),
         rules.reason[bad_rows].tolist(), records)
@@ -943,19 +895,25 @@ def _sales_arrow(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
             card = pc.replace_substring_regex(card, _PY_ASCII_SPACE, "")
         return text_column(_empty_to_null(pc.ascii_upper(card)))
 
-    # Columns as arrays, not Series: a frame of Series aligns their indexes, about half of this step's cost for a
-    # file of a few thousand lines (and a day has hundreds of files).
+    if not isinstance(sold_at, np.ndarray):
+        sold_at_column = sold_at[good].array
+    elif np.isnat(stamps).all():  # no time read at all: pd.to_datetime types that column in seconds
+        sold_at_column = stamps[good].astype("datetime64[s]")
+    else:
+        sold_at_column = stamps[good]
+    # Columns as arrays, not Series: a frame of Series aligns their indexes, a large share of this step for a file
+    # of a few thousand lines (and a day has hundreds of files).
     rows = pd.DataFrame({
         "business_date": pd.Timestamp(day),
         "store_code": text_column(store),
         "receipt_id": text_column(receipt),
-        "line_no": line_no[good],
-        "sold_at": stamps[good] if isinstance(sold_at, np.ndarray) else sold_at[good].array,
+        "line_no": (numbers.as_int64() if numbers is not None else line_no)[good],
+        "sold_at": sold_at_column,
         "register_id": text_column(_empty_to_null(col("register_id"))),
         "cashier_id": text_column(_empty_to_null(col("cashier_id"))),
         "sku_raw": text_column(sku),
         "sku_norm": text_column(sku_norm),
-        "quantity": quantity[good],
+        "quantity": _Numbers(qty.ok, qty.missing, quantity, qty.kind).as_int64()[good],
         "unit_price": _amount_array(price[0][good], price[1][good], price[2]),
         "discount": _amount_array(discount[0][good], discount[1][good], discount[2]),
         "loyalty_card": loyalty_cards(),
@@ -1310,47 +1268,36 @@ class _Across:
         self.receipt_before: dict[int, _KeyCounts] = {}  # per chunk: lines its receipts had in earlier chunks
         self.stock: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per chunk: sku hashes, not empty
         self.counted_again: dict[int, np.ndarray] = {}  # rows whose sku is counted again in a later chunk
-        self._answer: dict[tuple[str, int], np.ndarray] = {}  # a chunk read by Arrow, then again by pandas
 
     def start_replay(self) -> None:
-        self.replay, self._answer = True, {}
+        self.replay = True
 
-    def _once(self, what: str, chunk: int, find: Callable[[], np.ndarray]) -> np.ndarray:
-        if (what, chunk) not in self._answer:
-            self._answer = {(what, chunk): find()}
-        return self._answer[(what, chunk)]
-
-    def seen_before(self, chunk: int, store, receipt, line: np.ndarray) -> np.ndarray:
-        def find() -> np.ndarray:
-            if self.replay:
-                out = np.zeros(len(line), dtype=bool)
-                out[self.repeats.get(chunk, [])] = True
-                return out
-            h1, h2 = _key_hashes([p for p in (store, receipt, line) if p is not None])
-            out = self.keys.get(h1, h2) > 0
-            self.keys.add(h1, h2)
-            if out.any():
-                self.repeats[chunk] = np.flatnonzero(out)
+    def seen_before(self, chunk: int, store: pa.Array | None, receipt: pa.Array, line: np.ndarray) -> np.ndarray:
+        if self.replay:
+            out = np.zeros(len(line), dtype=bool)
+            out[self.repeats.get(chunk, [])] = True
             return out
-        return self._once("key", chunk, find)
+        h1, h2 = _key_hashes([p for p in (store, receipt, line) if p is not None])
+        out = self.keys.get(h1, h2) > 0
+        self.keys.add(h1, h2)
+        if out.any():
+            self.repeats[chunk] = np.flatnonzero(out)
+        return out
 
-    def receipt_lines(self, chunk: int, receipt) -> np.ndarray:
-        def find() -> np.ndarray:
-            values = pa.array(receipt.to_numpy(dtype=object), _TEXT) if isinstance(receipt, pd.Series) else receipt
-            encoded = pc.dictionary_encode(values)
-            h1, h2 = _key_hashes([encoded.dictionary])
-            codes = _np(encoded.indices).astype(np.int64)
-            if self.replay:
-                before = self.receipt_before.get(chunk)
-                earlier = before.get(h1, h2) if before is not None else np.zeros(len(h1), dtype=np.int64)
-            else:
-                earlier = self.receipts.get(h1, h2)
-                self.receipts.add(h1, h2, np.bincount(codes, minlength=len(h1)).astype(np.int64))
-                if earlier.any():
-                    before = self.receipt_before[chunk] = _KeyCounts(counted=True)
-                    before.add(h1[earlier > 0], h2[earlier > 0], earlier[earlier > 0])
-            return earlier[codes]
-        return self._once("receipt", chunk, find)
+    def receipt_lines(self, chunk: int, receipt: pa.Array) -> np.ndarray:
+        encoded = pc.dictionary_encode(receipt)
+        h1, h2 = _key_hashes([encoded.dictionary])
+        codes = _np(encoded.indices).astype(np.int64)
+        if self.replay:
+            before = self.receipt_before.get(chunk)
+            earlier = before.get(h1, h2) if before is not None else np.zeros(len(h1), dtype=np.int64)
+        else:
+            earlier = self.receipts.get(h1, h2)
+            self.receipts.add(h1, h2, np.bincount(codes, minlength=len(h1)).astype(np.int64))
+            if earlier.any():
+                before = self.receipt_before[chunk] = _KeyCounts(counted=True)
+                before.add(h1[earlier > 0], h2[earlier > 0], earlier[earlier > 0])
+        return earlier[codes]
 
     def counted_later(self, chunk: int, norm: pd.Series) -> np.ndarray:
         out = np.zeros(len(norm), dtype=bool)
@@ -1382,27 +1329,27 @@ class _Piece:
     index: int
     across: _Across
     parser_offset: int = 0  # lines pandas counts before the chunk's data in the file, minus those of the header
-    arrow: bool = True  # the Arrow path may read it (not when the file numbers its rows in order)
+    arrow: bool = True  # Arrow's reader may read it (not when the file numbers its rows in order)
     rows_in_order: bool = False  # number the rows in order and rebuild records from the cells, as the whole file does
     line_type_of_file: str | None = None  # the type of the whole file's line numbers, when wider than Int64
-    count_only: bool = True  # the first read: the Arrow path leaves rows unbuilt (an index as long) and rejections
-    # (their reason codes only); the pandas path builds both anyway
+    count_only: bool = True  # the first read: sales rows are left unbuilt (an index as long) and rejections (their
+    # reason codes only)
     # what the parse saw
     numbered: int = 0  # non-blank physical lines after the header
     table_rows: int = 0
     implicit_index: bool = False
     bad: np.ndarray | None = None
-    line_type: str | None = None  # the type pandas gave its line numbers (None: none was a number)
+    line_type: str | None = None  # the type pandas gives its line numbers (None: none was a number)
 
     def parser_says(self, exc: Exception) -> str:
         """The parser's message with its line (and row) numbers those of the whole file."""
         return re.sub(r"(in line |starting at row )(\d+)",
                       lambda m: f"{m.group(1)}{int(m.group(2)) + self.parser_offset}", str(exc))
 
-    def seen_before(self, store, receipt, line: np.ndarray) -> np.ndarray:
+    def seen_before(self, store: pa.Array | None, receipt: pa.Array, line: np.ndarray) -> np.ndarray:
         return self.across.seen_before(self.index, store, receipt, line)
 
-    def receipt_lines(self, receipt) -> np.ndarray:
+    def receipt_lines(self, receipt: pa.Array) -> np.ndarray:
         return self.across.receipt_lines(self.index, receipt)
 
     def counted_later(self, norm: pd.Series) -> np.ndarray:
@@ -1426,6 +1373,10 @@ class _Streamed:
             while len(block) < self.size and (more := stream.read(self.size - len(block))):
                 block += more
             yield block
+
+    def _parse(self, text: str, ctx: FileContext, piece: _Piece) -> ParsedFile:
+        """One chunk, the header in front of it: the only text either read hands to the parser."""
+        return _parse_text(text, self.layout, ctx, piece)
 
     def _decoder(self, errors: str):
         return codecs.getincrementaldecoder(self.layout.encoding)(errors)
@@ -1532,7 +1483,7 @@ class _Streamed:
         if self.settled or self.whole:  # nothing further can change the verdict: only the lines are counted
             self.nonblank += _nonblank(chunk.text)
             return
-        parsed = _parse_text(text, layout, replace(ctx, line_offset=line_offset, max_rejected_rate=math.inf), piece)
+        parsed = self._parse(text, replace(ctx, line_offset=line_offset, max_rejected_rate=math.inf), piece)
         self.nonblank += (piece.numbered if parsed.file_error is None else parsed.lines) + (k == 0)
         if k == 0:
             self.extra = parsed.extra_columns
@@ -1664,9 +1615,9 @@ class _Streamed:
             text = chunk.text if k == 0 else self.header + chunk.text
             offset = rows if self.rows_in_order else 0 if k == 0 else physical - self.header_lines[0]
             piece = _Piece(k, self.across, 0 if k == 0 else parser - self.header_lines[1],
-                           arrow=not self.rows_in_order and not self.line_type, rows_in_order=self.rows_in_order,
+                           arrow=not self.rows_in_order, rows_in_order=self.rows_in_order,
                            line_type_of_file=self.line_type, count_only=False)
-            parsed = _parse_text(text, layout, replace(ctx, line_offset=offset, max_rejected_rate=math.inf), piece)
+            parsed = self._parse(text, replace(ctx, line_offset=offset, max_rejected_rate=math.inf), piece)
             if parsed.file_error is not None:
                 raise RuntimeError(f"file {ctx.path} read differently the second time: {parsed.file_error}")
             physical, parser, rows = physical + chunk.physical, parser + chunk.parser, rows + parsed.lines

@@ -340,21 +340,26 @@ def test_every_file_of_a_generated_company(tmp_path: Path):
     assert checked >= 20
 
 
-def test_memory_is_bounded_by_the_chunk(monkeypatch: pytest.MonkeyPatch):
+def test_memory_is_bounded_by_the_chunk():
     """No text handed to the parser is much longer than a chunk and the header, whatever the file's length; the
     file is opened once to find its verdict and once for its parts."""
     lines = [good(i) for i in range(3000)]
     data = text_file(*lines, "x,1,2,3")
     sizes = []
-    original = pos_parse._parse_text
+    opened = []
 
-    def spy(text, *args):
-        sizes.append(len(text))
-        return original(text, *args)
+    class Watched(pos_parse._Streamed):
+        def _parse(self, text, *args):
+            sizes.append(len(text))
+            return super()._parse(text, *args)
 
-    monkeypatch.setattr(pos_parse, "_parse_text", spy)
-    streamed, parts, opened = read_in_chunks(data, STANDARD, ctx(), 4096)
-    assert opened == 2 and len(parts) > 30 and streamed.rows == 3000
+    def open_stream() -> io.BytesIO:
+        opened.append(True)
+        return io.BytesIO(data)
+
+    streamed = Watched(open_stream, STANDARD, ctx(), 4096).first_read()
+    parts = list(streamed.parts())
+    assert len(opened) == 2 and len(parts) > 30 and streamed.rows == 3000
     assert max(sizes) <= 4096 + len(HEADER) + 2 * len(GOOD) < len(data) // 20
 
 

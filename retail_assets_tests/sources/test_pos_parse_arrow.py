@@ -1,8 +1,8 @@
-"""The Arrow path of ``parse_pos_file`` gives exactly the frames of the pandas reference path, file by file.
+"""Sales files of the awkward kinds a drop folder sees, read alone and several at once.
 
-Every case is parsed twice: as shipped (the Arrow path, which hands over to the reference when it cannot be sure)
-and with the Arrow path switched off. Rows, rejections (reasons, records, line numbers), dtypes and file errors
-must be identical. The cases are the awkward ones a drop folder sees, plus real UCI lines.
+Each rule is implemented once (on Arrow arrays); what every one of these files gives, rows, rejections (reasons,
+records, line numbers), dtypes and file errors, is pinned in test_pos_parse_golden.py. Here: what the odd values
+say in words, and that a day's files read as one batch give every file what it gets read alone.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ import pandas as pd
 import pytest
 
 from retail_assets.layouts import load_layouts
+from retail_assets.schemas.sources import PAYMENT_METHODS
 from retail_assets.transforms import pos_parse
-from retail_assets.transforms.pos_parse import FileContext, ParsedFile, parse_pos_file
+from retail_assets.transforms.pos_parse import FileContext, ParsedFile, decode, parse_pos_file, parse_sales_files
 
 LAYOUTS = load_layouts(Path(__file__).parent.parent / "fixtures" / "uci" / "layouts")
+BY_COLUMN = replace(LAYOUTS["standard"], name="by_column", store_from="column", store_value="store",
+                    required=(*LAYOUTS["standard"].required, "store_code"))
 HEADER = ",".join(["receipt_id", "line_no", "sold_at", "register_id", "cashier_id", "sku", "quantity", "unit_price",
                    "discount", "loyalty_card", "payment_method"])
 GOOD = "R1,1,2025-03-03T10:00:00,T1,C1,HB-1,2,12.50,0.00,LC1,card"
@@ -29,32 +32,11 @@ def ctx(rate: float = 0.9, store: str | None = "S001") -> FileContext:
     return FileContext("a/sales_S001_20250303.csv", date(2025, 3, 3), store, "run-1", "raw_pos_sales", rate)
 
 
-def both(data: bytes, layout: str = "standard", context: FileContext | None = None,
-         monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[ParsedFile, ParsedFile, bool]:
-    """(Arrow path result, reference result, whether the Arrow path took the file)."""
-    context = context or ctx()
-    took = []
-    original = pos_parse._parse_sales_arrow
-
-    def spy(*args):
-        out = original(*args)
-        took.append(out is not None)
-        return out
-
-    assert monkeypatch is not None
-    monkeypatch.setattr(pos_parse, "_parse_sales_arrow", spy)
-    fast = parse_pos_file(data, LAYOUTS[layout], context)
-    monkeypatch.setattr(pos_parse, "_parse_sales_arrow", lambda *args: None)
-    reference = parse_pos_file(data, LAYOUTS[layout], context)
-    monkeypatch.setattr(pos_parse, "_parse_sales_arrow", original)
-    return fast, reference, bool(took and took[0])
-
-
-def assert_same(fast: ParsedFile, reference: ParsedFile) -> None:
-    assert (fast.lines, fast.file_error, fast.file_error_code, fast.extra_columns) == (
-        reference.lines, reference.file_error, reference.file_error_code, reference.extra_columns)
-    pd.testing.assert_frame_equal(fast.rejections, reference.rejections)
-    pd.testing.assert_frame_equal(fast.rows, reference.rows)
+def assert_same(one: ParsedFile, other: ParsedFile) -> None:
+    assert (one.lines, one.file_error, one.file_error_code, one.extra_columns) == (
+        other.lines, other.file_error, other.file_error_code, other.extra_columns)
+    pd.testing.assert_frame_equal(one.rejections, other.rejections)
+    pd.testing.assert_frame_equal(one.rows, other.rows)
 
 
 def standard(*lines: str, header: str = HEADER, end: str = "\n", bom: bool = False) -> bytes:
@@ -89,16 +71,7 @@ ODD_LINES = [
 ]
 
 
-@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
-@pytest.mark.parametrize("bom", [False, True])
-def test_odd_values_give_the_same_rows_and_reasons(end: str, bom: bool, monkeypatch: pytest.MonkeyPatch):
-    fast, reference, took = both(standard(GOOD, *ODD_LINES, end=end, bom=bom), monkeypatch=monkeypatch)
-    assert took
-    assert len(reference.rejections) > 10
-    assert_same(fast, reference)
-
-
-@pytest.mark.parametrize("data", [
+AWKWARD = [
     standard(GOOD, GOOD.replace("R1", "R2")).rstrip(b"\n"),  # no final line break
     standard(GOOD, "", GOOD.replace("R1", "R2")),  # a blank line
     standard(GOOD, "   ", GOOD.replace("R1", "R2")),  # a line of spaces
@@ -119,68 +92,116 @@ def test_odd_values_give_the_same_rows_and_reasons(end: str, bom: bool, monkeypa
     standard(GOOD, "R15,1,2025-03-03T10:00:00,T1,C1,HB-15,99999999999999999999,1.00,0,,cash"),  # int64 overflow
     standard(GOOD, "R21,1,2025-03-03T10:00:00,T1,C1,HB-21,١,1.00,0,,cash"),  # a digit that is not 0-9
     b"",
-])
-def test_awkward_files_give_the_same_result(data: bytes, monkeypatch: pytest.MonkeyPatch):
-    fast, reference, _ = both(data, context=ctx(rate=0.5), monkeypatch=monkeypatch)
-    assert_same(fast, reference)
+]
 
 
-def test_legacy_layout(monkeypatch: pytest.MonkeyPatch):
-    text = ("TICKET;LINE;DATE;TIME;ITEM;QTY;PRICE;DISC;CARD;TYPE\r\n"
-            "1;1;03.03.2025;10:15;HB-004211;2;12,50;0,50;;S\r\n"
-            "1;2;03.03.2025;10:15;hb004211;1;1.012,50;0;LC9;R\r\n"
-            "1;3;03.03.2025;10:15;HB-004211;1;2,5;0;;X\r\n"
-            "1;4;03.03.2025;10:15;HB-004211;-1;2,505;0;;s\r\n"
-            "1;5;31.02.2025;10:15;HB-004211;1;2,50;0,001;;S\r\n"
-            "1;6;03.03.2025;9:15;HB-004211;1;2;0;;r\r\n")
-    fast, reference, took = both(text.encode("cp1252"), "legacy", monkeypatch=monkeypatch)
-    assert took
-    assert_same(fast, reference)
+LEGACY = ("TICKET;LINE;DATE;TIME;ITEM;QTY;PRICE;DISC;CARD;TYPE\r\n"
+          "1;1;03.03.2025;10:15;HB-004211;2;12,50;0,50;;S\r\n"
+          "1;2;03.03.2025;10:15;hb004211;1;1.012,50;0;LC9;R\r\n"
+          "1;3;03.03.2025;10:15;HB-004211;1;2,5;0;;X\r\n"
+          "1;4;03.03.2025;10:15;HB-004211;-1;2,505;0;;s\r\n"
+          "1;5;31.02.2025;10:15;HB-004211;1;2,50;0,001;;S\r\n"
+          "1;6;03.03.2025;9:15;HB-004211;1;2;0;;r\r\n")
 
 
-def test_store_from_a_column_and_no_store_code(monkeypatch: pytest.MonkeyPatch):
-    layout = replace(LAYOUTS["standard"], name="by_column", store_from="column", store_value="store",
-                     required=(*LAYOUTS["standard"].required, "store_code"))
-    LAYOUTS["by_column"] = layout
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("bom", [False, True])
+def test_odd_values_are_refused_with_their_reasons(end: str, bom: bool):
+    parsed = parse_pos_file(standard(GOOD, *ODD_LINES, end=end, bom=bom), LAYOUTS["standard"], ctx())
+    rejected = dict(zip(parsed.rejections["record"], parsed.rejections["reason"], strict=True))
+    assert rejected[ODD_LINES[1]] == "quantity '-0' is not a non-zero whole number"
+    assert rejected[ODD_LINES[3]] == "line_no '0' is not a whole number >= 1"
+    assert rejected[ODD_LINES[5]] == "sale time '2025-02-29T10:00:00' does not match the format %Y-%m-%dT%H:%M:%S"
+    assert rejected[ODD_LINES[11]] == "sale time '2025-03-04T00:00:00' is not on the file's business day 2025-03-03"
+    assert rejected[ODD_LINES[12]] == "sku has no letters or digits"
+    assert rejected[ODD_LINES[13]] == "payment_method 'bitcoin' is not one of " + ", ".join(PAYMENT_METHODS)
+    assert rejected[ODD_LINES[15]] == ("receipt R1 line 1 appears more than once in the file; the first occurrence "
+                                       "was kept")
+    assert rejected[ODD_LINES[19]] == "discount '0.001' is not an amount >= 0 in whole cents"
+    assert parsed.rejections["source_key"].iloc[0] == "line 4"
+    rows = parsed.rows.set_index("receipt_id")
+    assert rows.loc["R2", "quantity"] == 5 and rows.loc["R2", "payment_method"] == "card"
+    assert rows.loc["R4", "unit_price"] == 1000 and rows.loc["R4", "loyalty_card"] == "17850"
+    assert rows.loc["R18", "cashier_id"] == 'C"1' and rows.loc["R18", "loyalty_card"] == "LC9"
+    assert rows.loc["R20", "sku_norm"] == "HB20"
+    assert rejected[ODD_LINES[22]] == "line_no '' is not a whole number >= 1"
+
+
+def test_legacy_layout():
+    parsed = parse_pos_file(LEGACY.encode("cp1252"), LAYOUTS["legacy"], ctx())
+    assert parsed.rows["quantity"].tolist() == [2, -1, -1]
+    assert parsed.rows["unit_price"].tolist() == [12.5, 1012.5, 2.0]
+    assert parsed.rejections["reason"].tolist() == [
+        "TYPE 'X' is neither S (sale) nor R (return)", "quantity '-1' must be positive in layout legacy (returns are "
+        "marked by TYPE)", "discount '0,001' is not an amount >= 0 in whole cents"]
+
+
+def test_store_from_a_column_and_no_store_code():
     data = standard(GOOD + ",S1", GOOD + ",S2", GOOD + ",S1", GOOD + ", ", header=HEADER + ",store")
-    fast, reference, took = both(data, "by_column", ctx(store=None), monkeypatch=monkeypatch)
-    assert took
-    assert_same(fast, reference)
-
-
-def test_uci_lines(monkeypatch: pytest.MonkeyPatch):
-    """Real lines through a user layout (no line numbers, float customer ids, quoted descriptions)."""
-    for path in sorted((Path(__file__).parent.parent / "fixtures" / "uci" / "pos_drop" / "uk").glob("*.csv.gz")):
-        store, day = LAYOUTS["uci_online_retail"].match(path.name)
-        context = FileContext(path.name, day, store, "r", "raw_pos_sales")
-        fast, reference, took = both(gzip.decompress(path.read_bytes()), "uci_online_retail", context,
-                                     monkeypatch=monkeypatch)
-        assert took
-        assert_same(fast, reference)
+    parsed = parse_pos_file(data, BY_COLUMN, ctx(store=None))
+    assert parsed.rows["store_code"].tolist() == ["S1", "S2"]
+    assert parsed.rejections["reason_code"].tolist() == ["duplicate_line", "missing_value"]
 
 
 # --- Several files at once (parse_sales_files, what a day's load uses) -------------------------------------------
 
-def file_ctx(store: str, rate: float = 0.5, layout: str = "standard") -> FileContext:
+def file_ctx(store: str, rate: float = 0.5) -> FileContext:
     return FileContext(f"sales/sales_{store}_20250303.csv", date(2025, 3, 3), store, "run-1", "raw_pos_sales", rate)
 
 
-def batched(files: list[tuple[bytes, FileContext]], layout: str, monkeypatch: pytest.MonkeyPatch
-            ) -> tuple[list[ParsedFile], bool]:
-    """(parse_sales_files' results, whether they came from one batch); every file's result is compared with
-    parse_pos_file of that file alone."""
-    took = []
-    original = pos_parse._parse_sales_batch
+BAD = "R2,1,2025-03-03T10:00:00,T1,C1,HB-1,x,x,x,,x"
 
-    def spy(items, lay):
-        out = original(items, lay)
-        if len(items) > 1:
-            took.append(out is not None)
-        return out
 
-    monkeypatch.setattr(pos_parse, "_parse_sales_batch", spy)
-    results = pos_parse.parse_sales_files(files, LAYOUTS[layout])
-    monkeypatch.setattr(pos_parse, "_parse_sales_batch", original)
+def dirty_batch() -> list[tuple[bytes, FileContext]]:
+    return [
+        (standard(GOOD, *ODD_LINES), file_ctx("S001", rate=0.9)),  # dirt of every kind, non-ASCII cells
+        (standard(GOOD, GOOD.replace("R1", "R2"), end="\r\n", bom=True), file_ctx("S002")),  # R1 line 1 again
+        (standard(GOOD, GOOD.replace("HB-1", "HB-9")).rstrip(b"\n"), file_ctx("S003")),  # no final break; a dup
+        (standard(GOOD, BAD, BAD.replace("R2", "R3")), file_ctx("S004")),  # too many bad lines: this file only
+        (standard(*[GOOD.replace("R1", f"R{i}").replace("12.50", str(i)) for i in range(1, 4)]), file_ctx("S005")),
+        (standard(GOOD, BAD, end="\r"), file_ctx("S006")),
+    ]
+
+
+def ascii_batch() -> list[tuple[bytes, FileContext]]:
+    lines = [GOOD.replace("R1", f"R{i}").replace("HB-1", f" hb-{i} ") for i in range(1, 40)]
+    return [(standard(*lines[:k], "R1,1,2025-03-03T10:00:00,T1,C1,HB-1,0,1.00,0,,cash", *lines[k:]),
+             file_ctx(f"S{k:03d}")) for k in range(1, 6)]
+
+
+def uci_batch() -> list[tuple[bytes, FileContext]]:
+    """A UCI day cut into three files of the layout without line numbers."""
+    path = sorted((Path(__file__).parent.parent / "fixtures" / "uci" / "pos_drop" / "uk").glob("*.csv.gz"))[0]
+    store, day = LAYOUTS["uci_online_retail"].match(path.name)
+    header, *lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines(keepends=True)
+    third = len(lines) // 3
+    parts = [lines[:third], lines[third: 2 * third], lines[2 * third:]]
+    return [((header + "".join(part)).encode("utf-8"), FileContext(f"{path.name}.{i}", day, store, "r",
+                                                                   "raw_pos_sales"))
+            for i, part in enumerate(parts)]
+
+
+def unreadable_batch() -> list[tuple[bytes, FileContext]]:
+    return [(standard(GOOD), file_ctx("S001")), (standard(GOOD, GOOD.replace("R1", "R2") + ",extra"),
+                                                 file_ctx("S002")), (b"\xff\xfe", file_ctx("S003"))]
+
+
+BATCHES = {"dirty": (dirty_batch, "standard"), "ascii": (ascii_batch, "standard"),
+           "uci": (uci_batch, "uci_online_retail"), "unreadable": (unreadable_batch, "standard")}
+
+
+def read_as_one(files: list[tuple[bytes, FileContext]], layout: str) -> bool:
+    """Whether ``parse_sales_files`` reads these files as one batch (rather than each alone)."""
+    texts = [decode(data, LAYOUTS[layout])[0] for data, _ in files]
+    if any(text is None for text in texts):
+        return False
+    return pos_parse._parse_sales_batch([(text.removeprefix("\ufeff"), c) for text, (_, c) in
+                                         zip(texts, files, strict=True)], LAYOUTS[layout]) is not None
+
+
+def batched(files: list[tuple[bytes, FileContext]], layout: str) -> list[ParsedFile]:
+    """parse_sales_files' results, each file's compared with parse_pos_file of that file alone."""
+    results = parse_sales_files(files, LAYOUTS[layout])
     assert len(results) == len(files)
     for result, (data, context) in zip(results, files, strict=True):
         alone = parse_pos_file(data, LAYOUTS[layout], context)
@@ -190,21 +211,13 @@ def batched(files: list[tuple[bytes, FileContext]], layout: str, monkeypatch: py
                 if column in parsed.rows:
                     parsed.rows[column] = parsed.rows[column].astype("Float64")
         assert_same(result, alone)
-    return results, bool(took and all(took))
+    return results
 
 
-def test_a_batch_gives_every_file_its_own_rows_rejections_and_verdict(monkeypatch: pytest.MonkeyPatch):
-    bad = "R2,1,2025-03-03T10:00:00,T1,C1,HB-1,x,x,x,,x"
-    files = [
-        (standard(GOOD, *ODD_LINES), file_ctx("S001", rate=0.9)),  # dirt of every kind, non-ASCII cells
-        (standard(GOOD, GOOD.replace("R1", "R2"), end="\r\n", bom=True), file_ctx("S002")),  # R1 line 1 again
-        (standard(GOOD, GOOD.replace("HB-1", "HB-9")).rstrip(b"\n"), file_ctx("S003")),  # no final break; a dup
-        (standard(GOOD, bad, bad.replace("R2", "R3")), file_ctx("S004")),  # too many bad lines: this file only
-        (standard(*[GOOD.replace("R1", f"R{i}").replace("12.50", str(i)) for i in range(1, 4)]), file_ctx("S005")),
-        (standard(GOOD, bad, end="\r"), file_ctx("S006")),
-    ]
-    results, took = batched(files, "standard", monkeypatch)
-    assert took
+def test_a_batch_gives_every_file_its_own_rows_rejections_and_verdict():
+    files = dirty_batch()
+    assert read_as_one(files, "standard")
+    results = batched(files, "standard")
     assert [r.file_error_code for r in results] == [None, None, None, "too_many_bad_lines", None, None]
     assert [len(r.rows) for r in results] == [len(results[0].rows), 2, 1, 0, 3, 1]
     assert results[2].rejections["reason_code"].tolist() == ["duplicate_line"]
@@ -212,72 +225,73 @@ def test_a_batch_gives_every_file_its_own_rows_rejections_and_verdict(monkeypatc
     assert results[5].rejections["source_key"].tolist() == ["line 3"]
 
 
-def test_a_batch_of_plain_ascii_files(monkeypatch: pytest.MonkeyPatch):
-    lines = [GOOD.replace("R1", f"R{i}").replace("HB-1", f" hb-{i} ") for i in range(1, 40)]
-    files = [(standard(*lines[:k], "R1,1,2025-03-03T10:00:00,T1,C1,HB-1,0,1.00,0,,cash", *lines[k:]),
-              file_ctx(f"S{k:03d}")) for k in range(1, 6)]
-    results, took = batched(files, "standard", monkeypatch)
-    assert took
+def test_a_batch_of_plain_ascii_files():
+    files = ascii_batch()
+    assert read_as_one(files, "standard")
+    results = batched(files, "standard")
     assert all(r.rejections["reason_code"].tolist() == ["quantity_invalid"] for r in results)
     assert [r.rejections["source_key"].tolist() for r in results] == [[f"line {k + 2}"] for k in range(1, 6)]
 
 
-def test_a_batch_of_real_lines_numbers_each_files_receipts_on_their_own(monkeypatch: pytest.MonkeyPatch):
-    """A UCI day cut into three files of the layout without line numbers: a receipt cut in two is numbered from
-    1 again in the second file, as it is when the files are read one by one."""
-    path = sorted((Path(__file__).parent.parent / "fixtures" / "uci" / "pos_drop" / "uk").glob("*.csv.gz"))[0]
-    store, day = LAYOUTS["uci_online_retail"].match(path.name)
-    header, *lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines(keepends=True)
-    third = len(lines) // 3
-    parts = [lines[:third], lines[third: 2 * third], lines[2 * third:]]
-    files = [((header + "".join(part)).encode("utf-8"), FileContext(f"{path.name}.{i}", day, store, "r",
-                                                                    "raw_pos_sales"))
-             for i, part in enumerate(parts)]
-    results, took = batched(files, "uci_online_retail", monkeypatch)
-    assert took
-    assert sum(len(r.rows) + len(r.rejections) for r in results) == len(lines)
+def test_a_batch_of_real_lines_numbers_each_files_receipts_on_their_own():
+    """A receipt cut in two by the files is numbered from 1 again in the second file, as it is when the files are
+    read one by one."""
+    files = uci_batch()
+    assert read_as_one(files, "uci_online_retail")
+    results = batched(files, "uci_online_retail")
+    lines = sum(data.count(b"\n") - 1 for data, _ in files)
+    assert sum(len(r.rows) + len(r.rejections) for r in results) == lines
     assert all((r.rows["line_no"] >= 1).all() for r in results)
 
 
-def test_a_file_the_batch_cannot_read_sends_every_file_alone(monkeypatch: pytest.MonkeyPatch):
-    files = [(standard(GOOD), file_ctx("S001")), (standard(GOOD, GOOD.replace("R1", "R2") + ",extra"),
-                                                  file_ctx("S002")), (b"\xff\xfe", file_ctx("S003"))]
-    results, took = batched(files, "standard", monkeypatch)
-    assert not took
+def test_a_file_the_batch_cannot_read_sends_every_file_alone():
+    files = unreadable_batch()
+    assert not read_as_one(files, "standard")
+    results = batched(files, "standard")
     assert results[2].file_error_code == "decode_error"
 
 
-def test_a_day_parsed_in_batches_is_the_day_parsed_file_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """load_day (what raw_pos_sales lands) over every day of a generated company of 12 stores, whose drop folder
-    has every layout, header spellings, stores sending a file twice, superseded and refused files: the validated
-    rows, the rejections and the ledger are the same with the batches as with every file parsed alone."""
-    from retail_assets.assets.common import validated
-    from retail_assets.assets.sources import pos as pos_assets
+def test_a_day_parsed_in_batches_is_the_day_parsed_file_by_file(tmp_path: Path):
+    """Every sales file of a generated company of 12 stores (every layout, header spellings, stores sending a file
+    twice, superseded and refused files), a day's files of a layout read as one batch: every file gets what it gets
+    read alone. What load_day makes of those days is pinned in test_pos_parse_golden.py."""
     from retail_assets.generator import generate_company
-    from retail_assets.resources import PosDropFolder
-    from retail_assets.schemas.sources import RAW_POS_SALES
 
     generate_company(tmp_path, stores=12, days=3, start=date(2025, 3, 3), lines_per_store_day=40, seed=7)
-    drop = PosDropFolder(path=str(tmp_path / "pos_drop"))
-    stores, _ = pos_assets.clean_stores(drop.read_stores(), drop.layouts(), "r")
-    batched_files = []
-    original = pos_parse._parse_sales_batch
+    groups: dict[tuple, list[tuple[bytes, FileContext]]] = {}
+    for path in sorted((tmp_path / "pos_drop").rglob("*")):
+        for layout in LAYOUTS.values():
+            matched = layout.match(path.name) if path.is_file() and layout.kind == "sales" else None
+            if matched is not None:
+                data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+                context = FileContext(path.name, matched[1], matched[0], "r", "raw_pos_sales")
+                groups.setdefault((layout.name, matched[1]), []).append((data, context))
+    took = []
+    for (layout, _), files in groups.items():
+        if len(files) > 1:
+            took.append(read_as_one(files, layout))
+            batched(files, layout)
+    assert any(took), "the company's days were parsed in batches"
 
-    def spy(items, lay):
-        out = original(items, lay)
-        if out is not None and len(items) > 1:
-            batched_files.append(len(items))
-        return out
 
-    for day in (date(2025, 3, 3), date(2025, 3, 4), date(2025, 3, 5)):
-        monkeypatch.setattr(pos_parse, "_parse_sales_batch", spy)
-        rows, rejections, ledger = pos_assets.load_day("sales", day, drop, stores, "r", "raw_pos_sales", 0.5)
-        monkeypatch.setattr(pos_assets, "parse_sales_files",
-                            lambda files, layout: [parse_pos_file(data, layout, c) for data, c in files])
-        alone = pos_assets.load_day("sales", day, drop, stores, "r", "raw_pos_sales", 0.5)
-        monkeypatch.undo()
-        assert len(ledger) > 1 and len(rejections) > 0
-        pd.testing.assert_frame_equal(validated(RAW_POS_SALES, rows)[0], validated(RAW_POS_SALES, alone[0])[0])
-        pd.testing.assert_frame_equal(rejections, alone[1])
-        pd.testing.assert_frame_equal(ledger, alone[2])
-    assert batched_files, "the company's days were parsed in batches"
+# --- The join keys: what retail_assets.transforms.normalise says they are -------------------------------------
+
+ASCII_IDS = [" hb-004211 ", "HB004211", "hb 00 42 11", "17850.0", "17850.00", " lc 9 ", "LC9.0 ", "x\ty", "a\x0bb",
+             "a\x1cb", "-.0", "a.0.0", "1_000"]
+OTHER_IDS = ["hé-1", "\u3000HB-20", "\u00a0T1\u00a0", "ǆ1", "ß1", "ﬃ1", "Ⅻ-1", "१२३", "a\u2003b", "ab.0\u00a0"]
+
+
+@pytest.mark.parametrize("ids", [ASCII_IDS, ASCII_IDS + OTHER_IDS], ids=["ascii", "unicode"])
+def test_sku_and_loyalty_card_are_normalised_as_everywhere_else(ids: list[str]):
+    """A POS line's sku_norm and loyalty_card join to the catalog's and the CRM's keys: they are what
+    ``normalise_sku`` and ``normalise_loyalty_card`` make of the cells, whichever way the file is read."""
+    from retail_assets.transforms.normalise import normalise_loyalty_card, normalise_sku
+
+    lines = [f"R{i},1,2025-03-03T10:00:00,T1,C1,{v}X,1,1.00,0,{v},cash" for i, v in enumerate(ids)]
+    for data in (standard(*lines), standard(*lines[:2], "", *lines[2:])):  # Arrow's reader, then pandas'
+        parsed = parse_pos_file(data, LAYOUTS["standard"], ctx())
+        assert parsed.rejections.empty
+        cells = pd.Series([f"{v}X" for v in ids], dtype="string").str.strip()
+        assert parsed.rows["sku_norm"].tolist() == normalise_sku(cells).tolist()
+        cards = normalise_loyalty_card(pd.Series(ids, dtype="string").str.strip())
+        assert parsed.rows["loyalty_card"].fillna("<NA>").tolist() == cards.fillna("<NA>").tolist()
