@@ -196,7 +196,7 @@ def combine(results: Iterable[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]
 # ------------------------------------------------------------------------------------- the model's rules in SQL
 
 
-def _violates(check, column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
+def _violates(check, column: sa.ColumnElement) -> sa.ColumnElement[bool]:
     """The SQL condition under which a value breaks one of pandera's built-in column checks."""
     name, stats = check.name, check.statistics
     if name == "isin":
@@ -229,16 +229,14 @@ def _violates(check, column: sa.ColumnElement, dialect: str) -> sa.ColumnElement
         if stats.get("max_value") is not None:
             parts.append(length > stats["max_value"])
         return sa.or_(*parts)
-    if name == "str_matches":  # pandera matches at the start of the string, as re.match does
+    if name == "str_matches":  # pandera matches at the start of the string, as re.match does; each dialect
+        # renders its own regular-expression search (``~`` on both warehouse engines)
         pattern = stats["pattern"] if stats["pattern"].startswith("^") else "^" + stats["pattern"]
-        if dialect == "duckdb":
-            return sa.not_(sa.func.regexp_matches(column, pattern))
-        if dialect == "postgresql":
-            return sa.not_(column.regexp_match(pattern))
-    raise NotImplementedError(f"pandera check {name} has no SQL form for {dialect}: add it to checks._violates")
+        return sa.not_(column.regexp_match(pattern))
+    raise NotImplementedError(f"pandera check {name} has no SQL form: add it to checks._violates")
 
 
-def sql_rules(spec: TableSpec, table: sa.Table, dialect: str) -> list[tuple[str, str, sa.ColumnElement[bool]]]:
+def sql_rules(spec: TableSpec, table: sa.Table) -> list[tuple[str, str, sa.ColumnElement[bool]]]:
     """(column, rule, violation) for every value rule of the table's pandera model.
 
     Types and nullability need no query: the table was created from the same model, so the database enforces
@@ -248,7 +246,7 @@ def sql_rules(spec: TableSpec, table: sa.Table, dialect: str) -> list[tuple[str,
         for check in column.checks:
             stats = ", ".join(f"{k}={v}" for k, v in check.statistics.items() if v is not None)
             rules.append((name, f"{check.name}({stats})", sa.and_(table.c[name].is_not(None),
-                                                                   _violates(check, table.c[name], dialect))))
+                                                                   _violates(check, table.c[name]))))
     if spec.schema.checks:
         raise NotImplementedError(f"{spec.name} has table-wide pandera checks, which have no SQL form")
     return rules
@@ -278,11 +276,10 @@ def repeated_keys(conn: sa.Connection, table: sa.Table, keys: Sequence[str], whe
     return _sampled(",".join(keys), check, ["|".join(map(str, r)) for r in rows], int(count))
 
 
-def rule_counts(spec: TableSpec, table: sa.Table, dialect: str, where: sa.ColumnElement[bool]
-                ) -> list[sa.ColumnElement[int]]:
+def rule_counts(spec: TableSpec, table: sa.Table, where: sa.ColumnElement[bool]) -> list[sa.ColumnElement[int]]:
     """The aggregates ``sql_failures`` computes in its scan, for a caller that scans the same rows for other
     reasons and hands their values back as ``counts`` (rows outside ``where`` are not counted)."""
-    return [count_if(sa.and_(where, violation)) for _, _, violation in sql_rules(spec, table, dialect)]
+    return [count_if(sa.and_(where, violation)) for _, _, violation in sql_rules(spec, table)]
 
 
 def sql_failures(conn: sa.Connection, spec: TableSpec, table: sa.Table, where: sa.ColumnElement[bool],
@@ -293,11 +290,11 @@ def sql_failures(conn: sa.Connection, spec: TableSpec, table: sa.Table, where: s
     ``rule_counts``), a ``GROUP BY`` the repeats of every unique column and of the natural key; a rule that fails
     gets up to ``MAX_SAMPLE`` of its values as failure cases. The frame has pandera's failure-case columns plus
     ``count``: the rows that break the rule on its first case, 0 on the others."""
-    rules = sql_rules(spec, table, conn.dialect.name)
+    rules = sql_rules(spec, table)
     failures = []
     if rules:
         if counts is None:
-            counts = conn.execute(sa.select(*rule_counts(spec, table, conn.dialect.name, where)).where(where)).one()
+            counts = conn.execute(sa.select(*rule_counts(spec, table, where)).where(where)).one()
         for (column, rule, violation), count in zip(rules, counts, strict=True):
             if count:
                 sample = conn.execute(sa.select(table.c[column]).where(where, violation).limit(MAX_SAMPLE)).scalars()

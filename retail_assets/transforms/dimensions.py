@@ -1,4 +1,7 @@
-"""Conformed dimensions: calendar, stores, products (SCD type 2), and the point-in-time version lookup.
+"""Conformed dimensions: calendar, stores, products (SCD type 2).
+
+Which version a fact points at (the point-in-time lookup) is decided where the facts are made, inside the
+warehouse: ``scd2_ranges.sql`` beside ``retail_assets.transforms.pos_sales_sql``.
 
 Conventions every function here follows:
 
@@ -28,7 +31,6 @@ ONLINE_STORE_CODE = "ONLINE"
 BEGINNING_OF_TIME = pd.Timestamp("1900-01-01")
 """valid_from of the unknown member, and of a version whose source gives no change time."""
 VALIDITY_COLUMNS = ("valid_from", "valid_to", "is_current")
-_ONE_MICROSECOND = pd.Timedelta(microseconds=1)
 _TS = "datetime64[ns]"
 
 
@@ -373,65 +375,3 @@ def build_dim_product(raw_products: pd.DataFrame, existing: pd.DataFrame | None)
     merged.loc[unknown, "sku"] = merged.loc[unknown, "sku"].fillna(UNKNOWN_CODE)
     merged.loc[unknown, "product_name"] = merged.loc[unknown, "product_name"].fillna("Unknown product")
     return conform_typed(DIM_PRODUCT, merged)
-
-
-# ------------------------------------------------------------------------------------------ point-in-time lookup
-
-
-def lookup_version(
-    keys: pd.Series, at: pd.Series, dim: pd.DataFrame, *, business_key: str, surrogate_key: str
-) -> pd.Series:
-    """The surrogate key of the version of ``keys[i]`` valid at ``at[i]`` (SPEC: facts point at the version valid
-    when the sale happened), vectorised.
-
-    - A version is valid on ``valid_from <= at < valid_to`` (``valid_to`` NULL: still open).
-    - ``at`` before the key's first version: the earliest version. History from before we first saw the row is
-      unknown, and the earliest version is the best knowledge of it.
-    - ``at`` after a version that was closed without a successor (not something ``scd2_merge`` produces): that
-      last version, for the same reason.
-    - ``at`` missing: the current version.
-    - key missing or not in ``dim``: -1, the unknown member.
-
-    Works as one ``merge_asof`` by integer-coded key, so 1,000,000 lookups against 10,000 versions take well
-    under a second. Returns an ``int64`` Series aligned with ``keys``.
-    """
-    versions = dim.loc[pd.to_numeric(dim[surrogate_key]) != UNKNOWN_KEY, [business_key, "valid_from", surrogate_key]]
-    versions = versions[versions[business_key].notna()]
-    key_index = pd.Index(versions[business_key].astype("str").unique())
-    result = np.full(len(keys), UNKNOWN_KEY, dtype="int64")
-    if key_index.empty or len(keys) == 0:
-        return pd.Series(result, index=keys.index, name=surrogate_key)
-
-    right = pd.DataFrame(
-        {
-            "code": key_index.get_indexer(versions[business_key].astype("str")).astype("int64"),
-            "t": to_naive_ns(versions["valid_from"]).to_numpy(),
-            "sk": pd.to_numeric(versions[surrogate_key]).astype("int64").to_numpy(),
-        }
-    ).sort_values(["code", "t"], kind="stable")
-    earliest = right.drop_duplicates("code", keep="first").set_index("code")["sk"]
-    latest = right.drop_duplicates("code", keep="last").set_index("code")["sk"]
-
-    distinct_codes, distinct = pd.factorize(keys, use_na_sentinel=True)
-    distinct_index = key_index.get_indexer(pd.Index(distinct).astype("str")) if len(distinct) else np.array([], int)
-    codes = np.where(distinct_codes >= 0, distinct_index[np.maximum(distinct_codes, 0)] if len(distinct) else -1,
-                     -1).astype("int64")
-    times = to_naive_ns(at.reset_index(drop=True)).to_numpy()
-    known = codes >= 0
-    timed = known & ~pd.isna(times)
-
-    if timed.any():
-        rows = np.flatnonzero(timed)
-        order = np.argsort(times[rows].view("int64"), kind="stable")  # numpy: much cheaper than sort_values
-        rows = rows[order]
-        left = pd.DataFrame({"code": codes[rows], "t": times[rows]})
-        found = pd.merge_asof(left, right.sort_values("t", kind="stable"), on="t", by="code",
-                              direction="backward", allow_exact_matches=True)
-        sk = found["sk"].to_numpy(dtype="float64", copy=True)
-        before_first = np.isnan(sk)
-        sk[before_first] = earliest.reindex(left.loc[before_first, "code"]).to_numpy(dtype="float64")
-        result[rows] = sk.astype("int64")
-    untimed = known & pd.isna(times)
-    if untimed.any():
-        result[untimed] = latest.reindex(codes[untimed]).to_numpy(dtype="int64")
-    return pd.Series(result, index=keys.index, name=surrogate_key)

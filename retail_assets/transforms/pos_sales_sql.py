@@ -1,53 +1,46 @@
-"""POS sales lines turned into ``fact_sales`` inside the warehouse: one ``INSERT ... SELECT`` a day.
+"""Facts built inside the warehouse: one ``INSERT ... SELECT`` a day for ``fact_sales`` (store and online lines) and
+one for ``fact_inventory``, the statements in ``fact_sales.sql`` and ``fact_inventory.sql`` beside this module.
 
-A day of a million POS lines never leaves the database: reading it out, conforming it in pandas and copying it
-back cost three times what the statement costs the server. The rules are those of the module docstring of
-``retail_assets.transforms.facts`` (which conforms the online lines, a few thousand a day, in pandas):
+A day of a million POS lines never leaves the database: reading it out, conforming it in pandas and copying it back
+would cost several times what the statement costs the server. So every rule that turns a line into a fact lives in
+the statements, once for both channels (their comments list them); what only Python knows reaches them as temporary
+tables (``WarehouseTx.staged``): the day's online lines as ``transforms.facts`` classified them, and
+``time_segments``, the local timelines of the timezones in play.
 
-- ``sale_line_id`` ``pos:<store>:<yyyymmdd>:<receipt>:<line>``, ``receipt_ref`` the same without the line, and
-  ``source_ref`` ``<source_file>:<source_line>``;
-- ``sold_at`` stays the store's local time; ``sold_at_utc`` is it in UTC by the store's timezone from dim_store
-  (the reporting timezone for a store dim_store does not know, which then gets store_key -1). The repeated hour of
-  a fall-back night is read as its first occurrence, a time in the skipped hour of a spring-forward night moves
-  to the first valid instant (02:30 -> 03:00). Those rules are applied through ``local_time_segments``: the
-  local timeline cut where the UTC offset changes, computed in Python with ``zoneinfo`` and handed to the
-  statement as a small ``VALUES`` list, so the database's own time zone rules (which differ on both) are not used;
-- product and customer: the version valid at ``sold_at_utc`` (the earliest version for a sale before it, -1 when
-  the SKU or the card is unknown), through ``version_ranges``; the SKU and the card are those the raw layer
-  normalised (``sku_norm``, ``loyalty_card``), the card resolved through ``bridge_customer_identity``;
-- amounts in NUMERIC: gross = quantity * unit_price, net = gross - sign(quantity) * discount, exact to the cent.
+Time zones. A store's ``sold_at`` is its local time; ``sold_at_utc`` is it in UTC by the store's timezone from
+dim_store (the reporting timezone for a store dim_store does not know, which then gets store_key -1); an online
+line's ``sold_at`` is its UTC time in the reporting timezone. One rule for local times that are not a single
+instant: the repeated hour of a fall-back night is read as its first occurrence (still summer time, the earlier
+instant), and a time in the skipped hour of a spring-forward night moves to the first valid instant (02:30 ->
+03:00), which keeps the sale on its business day and after the sales rung up before the gap. The rule is made here,
+by ``local_time_segments``: the local timeline cut where the UTC offset changes, computed with ``zoneinfo``, so the
+databases' own time zone rules (which differ between the two engines) are never used. The statements only look a
+time up in its segment (``local_to_utc.sql``, ``utc_to_local.sql``).
 
-Table and column names come from the table specs and are quoted by the dialect; values are bound parameters.
+Table and column names are written in the ``.sql`` files, which are part of the code; values are bound parameters.
 Written for the two warehouse engines (PostgreSQL and DuckDB); ``tests`` run it on both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pandas as pd
+import pandera.pandas as pa
 import sqlalchemy as sa
+from pandera.typing import Series
 
+from retail_assets.resources.warehouse import WarehouseTx, sql_file
 from retail_assets.schemas.base import TableSpec
-from retail_assets.schemas.sources import RAW_POS_SALES
-from retail_assets.schemas.warehouse import (
-    BRIDGE_CUSTOMER_IDENTITY,
-    DIM_CUSTOMER,
-    DIM_PRODUCT,
-    DIM_STORE,
-    FACT_SALES,
-    UNKNOWN_KEY,
-)
+from retail_assets.schemas.sources import RAW_POS_INVENTORY, RAW_POS_SALES
+from retail_assets.schemas.warehouse import BRIDGE_CUSTOMER_IDENTITY, DIM_CUSTOMER, DIM_PRODUCT, DIM_STORE, UNKNOWN_KEY
 
-SUPPORTED = ("postgresql", "duckdb")
-_INPUTS = (DIM_STORE, DIM_PRODUCT, DIM_CUSTOMER, BRIDGE_CUSTOMER_IDENTITY)
-_RAW_COLUMNS = ("business_date", "store_code", "receipt_id", "line_no", "sold_at", "sku_norm", "quantity", "unit_price",
-                "discount", "source_file", "source_line")
 _BEGINNING = datetime(1, 1, 1)
 _END = datetime(9999, 12, 31)
 _SLACK = timedelta(days=2)  # more than any UTC offset: the segments cover every local time of the rows
+_DIMENSIONS = (DIM_STORE, DIM_PRODUCT, DIM_CUSTOMER, BRIDGE_CUSTOMER_IDENTITY)
 
 
 @dataclass(frozen=True)
@@ -115,46 +108,61 @@ def local_time_segments(timezone: str, first: datetime, last: datetime) -> list[
     return segments
 
 
-def _quote(conn: sa.Connection):
-    return conn.dialect.identifier_preparer.quote
+class _TimeSegments(pa.DataFrameModel):
+    timezone: Series[str] = pa.Field()
+    local_from: Series[pd.Timestamp] = pa.Field()
+    local_to: Series[pd.Timestamp] = pa.Field()
+    utc_from: Series[pd.Timestamp] = pa.Field()
+    fixed: Series[bool] = pa.Field()
+    utc_start: Series[pd.Timestamp] = pa.Field(description="the UTC instants [utc_start, utc_end) are local times "
+                                               "utc + (local_from - utc_from); empty when fixed")
+    utc_end: Series[pd.Timestamp] = pa.Field()
 
 
-def _versions(conn: sa.Connection, spec, business_key: str, surrogate_key: str) -> str:
-    """A dimension's versions as validity ranges [lo, hi): the first version reaches back to the beginning of
-    time and the last forward to the end (``lookup_version``'s rules, as SQL)."""
-    q = _quote(conn)
-    window = f"OVER (PARTITION BY {q(business_key)} ORDER BY {q('valid_from')}, {q(surrogate_key)})"
-    return (
-        f"SELECT {q(business_key)} AS k, {q(surrogate_key)} AS sk, "
-        f"CASE WHEN ROW_NUMBER() {window} = 1 THEN :beginning ELSE {q('valid_from')} END AS lo, "
-        f"COALESCE(LEAD({q('valid_from')}) {window}, :end) AS hi "
-        f"FROM {q(spec.name)} WHERE {q(surrogate_key)} <> {UNKNOWN_KEY} AND {q(business_key)} IS NOT NULL"
-    )
+TIME_SEGMENTS = TableSpec("time_segments", _TimeSegments, "local_time_segments of the timezones a statement needs")
 
 
-def _values(segments: list[Segment]) -> tuple[str, dict[str, object]]:
-    rows, params = [], {}
-    for i, s in enumerate(segments):
-        rows.append(f"(CAST(:tz{i} AS VARCHAR), CAST(:lf{i} AS TIMESTAMP), CAST(:lt{i} AS TIMESTAMP), "
-                    f"CAST(:uf{i} AS TIMESTAMP), CAST(:fx{i} AS BOOLEAN))")
-        params.update({f"tz{i}": s.timezone, f"lf{i}": s.local_from, f"lt{i}": s.local_to, f"uf{i}": s.utc_from,
-                       f"fx{i}": s.fixed})
-    return ", ".join(rows), params
+def time_segments(spans: dict[str, tuple[datetime, datetime]]) -> pd.DataFrame:
+    """``local_time_segments`` of each timezone over its (first, last) local time, as the rows of TIME_SEGMENTS,
+    with the UTC instants each one shows as local times (``utc_to_local.sql``): the segments that are not fixed
+    cut the UTC timeline where the offset changes, as their local ranges cut the local one."""
+    rows = []
+    for timezone, (first, last) in sorted(spans.items()):
+        utc_start = None
+        for segment in local_time_segments(timezone, first, last):
+            row = asdict(segment)
+            if segment.fixed:
+                row["utc_start"] = row["utc_end"] = segment.utc_from
+            else:  # the UTC instants between the offset changes before and after it: after a fall-back night
+                # these begin an hour before the local times the segment holds (the repeated hour's second pass)
+                row["utc_end"] = segment.utc_from + (segment.local_to - segment.local_from)
+                row["utc_start"] = segment.utc_from if utc_start is None else utc_start
+                utc_start = row["utc_end"]
+            rows.append(row)
+    return pd.DataFrame(rows, columns=TIME_SEGMENTS.columns)
 
 
-def analyze_sample(conn: sa.Connection, *tables: tuple[TableSpec, Sequence[str]]) -> None:
-    """PostgreSQL: fresh planner statistics for each (table, columns to sample; none for all) in one ``ANALYZE``,
-    from a sample of 3,000 rows a table (statistics target 10, for the rest of the transaction): the row counts and
-    key spreads a plan needs, at a tenth of the default's cost. ANALYZE also counts the transaction's own rows."""
-    q = _quote(conn)
-    targets = [q(spec.name) + (f" ({', '.join(q(c) for c in columns)})" if columns else "") for spec, columns in tables]
-    conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
-    conn.exec_driver_sql("ANALYZE " + ", ".join(targets))
+def _widen(spans: dict[str, tuple[datetime, datetime]], timezone: str, first: datetime, last: datetime) -> None:
+    lo, hi = spans.get(timezone, (first, last))
+    spans[timezone] = (min(lo, first), max(hi, last))
+
+
+def _store_zones(tx: WarehouseTx, reporting_timezone: str) -> dict[str, set[str]]:
+    """Store code -> the timezones dim_store gives it (the reporting timezone where it gives none)."""
+    zones: dict[str, set[str]] = {}
+    for code, timezone in tx.conn.execute(sa.text("SELECT store_code, timezone FROM dim_store")):
+        zones.setdefault(code, set()).add(timezone or reporting_timezone)
+    return zones
+
+
+def _parameters(day: date, run_id: str, reporting_timezone: str) -> dict[str, object]:
+    return {"day": day, "date_key": int(day.strftime("%Y%m%d")), "run_id": run_id, "reporting": reporting_timezone,
+            "unknown_key": UNKNOWN_KEY, "beginning": _BEGINNING, "end": _END}
 
 
 @dataclass(frozen=True)
-class PosDay:
-    """What ``insert_pos_fact_sales`` did: the fact rows it inserted, and the day's raw lines, units and net amount
+class SalesDay:
+    """What ``insert_fact_sales`` did: the fact rows it inserted, and the day's POS raw lines, units and net amount
     as the warehouse summed them from raw_pos_sales alone (no join), for the reconciliation."""
 
     facts: int
@@ -163,111 +171,63 @@ class PosDay:
     raw_net: float
 
 
-def _raw_by_store(conn: sa.Connection, day: date) -> list[sa.Row]:
-    """Per store of the day's raw lines: first and last local time, lines, units and net amount, exact (PostgreSQL's
-    ``SIGN`` of an integer is a double, which would make the whole sum one)."""
-    q = _quote(conn)
-    quantity, price, discount = q("quantity"), q("unit_price"), q("discount")
-    return conn.execute(sa.text(
-        f"SELECT {q('store_code')}, MIN({q('sold_at')}), MAX({q('sold_at')}), COUNT(*), "
-        f"COALESCE(SUM({quantity}), 0), "
-        f"COALESCE(SUM({quantity} * {price} - SIGN(CAST({quantity} AS NUMERIC)) * {discount}), 0) "
-        f"FROM {q(RAW_POS_SALES.name)} WHERE {q('business_date')} = :day GROUP BY {q('store_code')}"
-    ), {"day": day}).all()
+def _raw_by_store(tx: WarehouseTx, day: date) -> list[sa.Row]:
+    """Per store of the day's POS lines: first and last local time, lines, units and net amount, exact
+    (PostgreSQL's ``SIGN`` of an integer is a double, which would make the whole sum one)."""
+    return tx.conn.execute(sa.text(
+        "SELECT store_code, MIN(sold_at), MAX(sold_at), COUNT(*), COALESCE(SUM(quantity), 0), "
+        "COALESCE(SUM(quantity * unit_price - SIGN(CAST(quantity AS NUMERIC)) * discount), 0) "
+        "FROM raw_pos_sales WHERE business_date = :day GROUP BY store_code"), {"day": day}).all()
 
 
-def _spans(conn: sa.Connection, stores: list[sa.Row], reporting_timezone: str) -> dict[str, tuple[datetime, datetime]]:
-    """Time zone -> (first, last) local time of the lines sold in it; a store dim_store does not know is in the
-    reporting timezone (and gets store_key -1)."""
-    q = _quote(conn)
-    zones: dict[str, set[str]] = {}
-    for code, timezone in conn.execute(sa.text(f"SELECT {q('store_code')}, {q('timezone')} FROM {q(DIM_STORE.name)}")):
-        zones.setdefault(code, set()).add(timezone or reporting_timezone)
-    spans: dict[str, tuple[datetime, datetime]] = {}
-    for code, first, last, *_ in stores:
-        for timezone in zones.get(code, {reporting_timezone}):
-            lo, hi = spans.get(timezone, (first, last))
-            spans[timezone] = (min(lo, first), max(hi, last))
-    return spans
-
-
-def insert_pos_fact_sales(conn: sa.Connection, day: date, *, run_id: str, reporting_timezone: str) -> PosDay:
-    """Insert the POS lines of ``day`` from raw_pos_sales into fact_sales.
+def insert_fact_sales(tx: WarehouseTx, day: date, online_lines: pd.DataFrame, *, run_id: str,
+                      reporting_timezone: str) -> SalesDay:
+    """Insert the sales lines of ``day`` into fact_sales: the POS lines of raw_pos_sales and ``online_lines``
+    (``transforms.facts.online_lines``), by ``fact_sales.sql``.
 
     The caller deletes the day's old rows first, in the same transaction."""
-    if conn.dialect.name not in SUPPORTED:
-        raise NotImplementedError(f"fact_sales is built inside the warehouse, which must be PostgreSQL or DuckDB, "
-                                  f"not {conn.dialect.name}")
-    q = _quote(conn)
-    raw, store = q(RAW_POS_SALES.name), q(DIM_STORE.name)
-    where = f"r.{q('business_date')} = :day"
-    params: dict[str, object] = {"day": day, "reporting": reporting_timezone, "beginning": _BEGINNING, "end": _END,
-                                 "run_id": run_id, "date_text": day.strftime("%Y%m%d"),
-                                 "date_key": int(day.strftime("%Y%m%d"))}
+    from retail_assets.transforms.facts import ONLINE_LINES
 
-    if conn.dialect.name == "postgresql":
-        # Fresh statistics, or the planner (guessing at tables loaded minutes ago) sorts a million lines to disk
-        # for merge joins instead of hashing the small dimensions; JIT compiling costs more than it saves here.
-        analyze_sample(conn, (RAW_POS_SALES, ("business_date", "store_code", "sku_norm", "loyalty_card")),
-                       *((spec, ()) for spec in _INPUTS))
-        conn.exec_driver_sql("SET LOCAL jit = off")
-        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+    tx.ensure(RAW_POS_SALES, *_DIMENSIONS)
+    tx.prepare_statement("fact_sales", (RAW_POS_SALES, ("business_date", "store_code", "sku_norm", "loyalty_card")),
+                         *((spec, ()) for spec in _DIMENSIONS))
+    stores = _raw_by_store(tx, day)
+    if not stores and online_lines.empty:
+        return SalesDay(0, 0, 0, 0.0)
+    # The local timelines of the zones the lines are in, over the span of their local times (an online line's UTC
+    # time stands for its local time: the segments reach _SLACK beyond).
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    zones = _store_zones(tx, reporting_timezone)
+    for code, first, last, *_ in stores:
+        for timezone in zones.get(code, {reporting_timezone}):
+            _widen(spans, timezone, first, last)
+    for timezone, times in online_lines.groupby("timezone")["sold_at_utc"]:
+        _widen(spans, str(timezone), times.min().to_pydatetime(), times.max().to_pydatetime())
+    with tx.staged(ONLINE_LINES, online_lines), tx.staged(TIME_SEGMENTS, time_segments(spans)):
+        facts = tx.conn.execute(sa.text(sql_file(__file__, "fact_sales.sql")), {
+            **_parameters(day, run_id, reporting_timezone), "date_text": day.strftime("%Y%m%d")}).rowcount
+    return SalesDay(facts=int(facts), raw_lines=sum(int(s[3]) for s in stores),
+                    raw_units=sum(int(s[4]) for s in stores), raw_net=round(float(sum(s[5] for s in stores)), 2))
 
-    stores = _raw_by_store(conn, day)
-    if not stores:
-        return PosDay(0, 0, 0, 0.0)
-    # The local timelines of the zones these lines are in, over the span of their local times.
-    segments = [seg for tz, (first, last) in _spans(conn, stores, reporting_timezone).items()
-                for seg in local_time_segments(tz, first, last)]
-    values, segment_params = _values(segments)
-    params.update(segment_params)
 
-    sale = f"'pos:' || l.{q('store_code')} || ':' || CAST(:date_text AS VARCHAR) || ':' || l.{q('receipt_id')}"
-    gross = f"l.{q('quantity')} * l.{q('unit_price')}"
-    discount = f"l.{q('discount')}"
-    columns = {
-        "sale_line_id": f"{sale} || ':' || CAST(l.{q('line_no')} AS VARCHAR)",
-        "business_date": f"l.{q('business_date')}",
-        "date_key": "CAST(:date_key AS BIGINT)",
-        "sold_at": f"l.{q('sold_at')}",
-        "sold_at_utc": "l.sold_at_utc",
-        "store_key": "l.store_key",
-        "product_key": f"COALESCE(p.sk, {UNKNOWN_KEY})",
-        "customer_key": f"COALESCE(c.sk, {UNKNOWN_KEY})",
-        "channel": "'store'",
-        "receipt_ref": sale,
-        "sku": f"l.{q('sku_norm')}",
-        "quantity": f"l.{q('quantity')}",
-        "unit_price": f"l.{q('unit_price')}",
-        "gross_amount": gross,
-        "discount_amount": discount,
-        "net_amount": f"CASE WHEN l.{q('quantity')} < 0 THEN {gross} + {discount} ELSE {gross} - {discount} END",
-        "is_return": f"l.{q('quantity')} < 0",
-        "source_system": "'pos'",
-        "source_ref": f"l.{q('source_file')} || ':' || CAST(l.{q('source_line')} AS VARCHAR)",
-        "run_id": "CAST(:run_id AS VARCHAR)",
-    }
-    assert list(columns) == FACT_SALES.columns, "every fact_sales column, in order"
-    statement = (
-        f"INSERT INTO {q(FACT_SALES.name)} ({', '.join(q(c) for c in columns)}) "
-        f"WITH segments (tz, local_from, local_to, utc_from, fixed) AS (VALUES {values}), "
-        f"products AS ({_versions(conn, DIM_PRODUCT, 'sku_norm', 'product_key')}), "
-        f"customers AS ({_versions(conn, DIM_CUSTOMER, 'customer_id', 'customer_key')}), "
-        f"lines AS ("
-        f"SELECT {', '.join('r.' + q(c) for c in _RAW_COLUMNS)}, "
-        f"COALESCE(s.{q('store_key')}, {UNKNOWN_KEY}) AS store_key, b.{q('customer_id')} AS customer_id, "
-        f"CASE WHEN g.fixed THEN g.utc_from ELSE g.utc_from + (r.{q('sold_at')} - g.local_from) END AS sold_at_utc "
-        f"FROM {raw} r "
-        f"LEFT JOIN {store} s ON s.{q('store_code')} = r.{q('store_code')} "
-        f"LEFT JOIN segments g ON g.tz = COALESCE(s.{q('timezone')}, :reporting) "
-        f"AND r.{q('sold_at')} >= g.local_from AND r.{q('sold_at')} < g.local_to "
-        f"LEFT JOIN {q(BRIDGE_CUSTOMER_IDENTITY.name)} b ON b.{q('source_system')} = 'loyalty_card' "
-        f"AND b.{q('source_key')} = r.{q('loyalty_card')} "
-        f"WHERE {where}) "
-        f"SELECT {', '.join(columns.values())} FROM lines l "
-        f"LEFT JOIN products p ON p.k = l.{q('sku_norm')} AND l.sold_at_utc >= p.lo AND l.sold_at_utc < p.hi "
-        f"LEFT JOIN customers c ON c.k = l.customer_id AND l.sold_at_utc >= c.lo AND l.sold_at_utc < c.hi"
-    )
-    result = conn.execute(sa.text(statement), params)  # noqa: S608 - names from the specs, values bound
-    return PosDay(facts=int(result.rowcount), raw_lines=sum(int(s[3]) for s in stores),
-                  raw_units=sum(int(s[4]) for s in stores), raw_net=round(float(sum(s[5] for s in stores)), 2))
+def insert_fact_inventory(tx: WarehouseTx, day: date, online_stock: pd.DataFrame, *, run_id: str,
+                          reporting_timezone: str) -> int:
+    """Insert the stock counts of ``day`` into fact_inventory: the POS counts of raw_pos_inventory and
+    ``online_stock`` (``transforms.facts.online_stock``), by ``fact_inventory.sql``; the rows inserted.
+
+    The caller deletes the day's old rows first, in the same transaction."""
+    from retail_assets.transforms.facts import ONLINE_STOCK
+
+    tx.ensure(RAW_POS_INVENTORY, DIM_STORE, DIM_PRODUCT, DIM_CUSTOMER)
+    tx.prepare_statement("fact_inventory", (RAW_POS_INVENTORY, ("business_date", "store_code", "sku_norm")),
+                         (DIM_STORE, ()), (DIM_PRODUCT, ()))
+    end_of_day = datetime.combine(day, datetime.min.time()) + timedelta(days=1, microseconds=-1)
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for timezones in _store_zones(tx, reporting_timezone).values():
+        for timezone in timezones:
+            _widen(spans, timezone, end_of_day, end_of_day)
+    _widen(spans, reporting_timezone, end_of_day, end_of_day)
+    with tx.staged(ONLINE_STOCK, online_stock), tx.staged(TIME_SEGMENTS, time_segments(spans)):
+        rows = tx.conn.execute(sa.text(sql_file(__file__, "fact_inventory.sql")),
+                               {**_parameters(day, run_id, reporting_timezone), "end_of_day": end_of_day}).rowcount
+    return int(rows)

@@ -137,13 +137,13 @@ def test_an_error_check_stops_everything_downstream(drop: dict, monkeypatch: pyt
     from retail_assets.jobs import DAILY_JOB, REFERENCE_JOB
 
     assert _run(REFERENCE_JOB).success
-    real = facts.insert_pos_fact_sales
+    real = facts.insert_fact_sales
 
-    def duplicating(*args, **kwargs):  # the day's POS lines inserted twice
+    def duplicating(*args, **kwargs):  # the day's lines inserted twice
         real(*args, **kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(facts, "insert_pos_fact_sales", duplicating)
+    monkeypatch.setattr(facts, "insert_fact_sales", duplicating)
     result = _run(DAILY_JOB, DAY)
     checks = _checks(result)
     assert checks[("fact_sales", "schema")] == (False, "ERROR")

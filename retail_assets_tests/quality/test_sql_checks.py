@@ -35,7 +35,7 @@ def test_every_rule_of_the_model_fails_on_its_bad_row_as_pandera_does(warehouse_
             table = warehouse.table(RAW_POS_SALES, tx.conn)
             found = sql_failures(tx.conn, RAW_POS_SALES, table, table.c.business_date == pd.Timestamp("2024-07-01"))
             none = sql_failures(tx.conn, RAW_POS_SALES, table, table.c.receipt_id == "R1")
-            rules = sql_rules(RAW_POS_SALES, table, tx.conn.dialect.name)
+            rules = sql_rules(RAW_POS_SALES, table)
     finally:
         warehouse.dispose()
 
@@ -60,7 +60,7 @@ def test_a_rule_with_no_sql_form_is_an_error_not_a_silent_pass():
     spec = TableSpec("odd", Odd, "a table with a rule SQL here does not know")
     table = spec.sql_table(sa.MetaData())
     with pytest.raises(NotImplementedError, match="str_startswith"):
-        sql_rules(spec, table, "duckdb")
+        sql_rules(spec, table)
 
 
 def test_a_natural_key_repeated_across_chunks_is_counted_by_the_warehouse(warehouse_url):

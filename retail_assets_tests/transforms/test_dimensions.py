@@ -1,10 +1,9 @@
-"""dim_date, dim_store, the SCD2 merge, dim_product and the point-in-time lookup."""
+"""dim_date, dim_store, the SCD2 merge and dim_product (the point-in-time lookup: test_pos_sales_sql.py)."""
 
 from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,12 +12,10 @@ from retail_assets.transforms.dimensions import (
     build_dim_date,
     build_dim_product,
     build_dim_store,
-    lookup_version,
     scd2_merge,
 )
-from retail_assets.transforms.normalise import normalise_sku
 
-from . import T, raw_products, raw_stores
+from . import T, raw_stores
 from . import scenario_catalog as catalog
 
 
@@ -149,41 +146,3 @@ def test_dim_product_price_change_is_a_new_version_and_rerun_is_stable():
     pd.testing.assert_frame_equal(build_dim_product(changed, second), second)
 
 
-def test_lookup_points_at_the_version_valid_at_the_time():
-    dim = build_dim_product(catalog(price=13.75, updated="2024-03-01 12:00"), build_dim_product(catalog(), None))
-    keys = pd.Series(["HB004211", "HB004211", "HB004211", "HB004211", "NOPE", None, "HB004211"],
-                     index=[10, 11, 12, 13, 14, 15, 16])
-    at = pd.Series([T("2024-02-01"),            # after v1 began, before the change
-                    T("2024-03-01 11:59:59"),   # just before
-                    T("2024-03-01 12:00"),      # the change instant belongs to the new version
-                    T("2023-01-01"),            # before the first version: the earliest
-                    T("2024-02-01"), T("2024-02-01"),
-                    pd.NaT])                    # no time: the current version
-    found = lookup_version(keys, at, dim, business_key="sku_norm", surrogate_key="product_key")
-    assert found.index.tolist() == keys.index.tolist()
-    assert found.tolist() == [1, 1, 3, 1, -1, -1, 3]
-
-
-@pytest.mark.parametrize("printed", ["hb-004211", "HB004211", " HB-004211 ", "HB-004211"])
-def test_sku_variants_match_the_catalog_product(printed: str):
-    dim = build_dim_product(catalog(), None)
-    key = lookup_version(normalise_sku(pd.Series([printed])), pd.Series([T("2024-02-01")]), dim,
-                         business_key="sku_norm", surrogate_key="product_key")
-    assert key.tolist() == [1]
-
-
-def test_lookup_is_vectorised_over_many_rows():
-    rng = np.random.default_rng(7)
-    n_products = 2_000
-    skus = [f"P-{i:05d}" for i in range(n_products)]
-    before = raw_products(*[{"product_id": i, "sku": s, "updated_at": T("2024-01-01")} for i, s in enumerate(skus)])
-    after = before.assign(list_price=3.00, updated_at=T("2024-06-01"))
-    dim = build_dim_product(after, build_dim_product(before, None))
-    rows = 300_000
-    pick = rng.integers(0, n_products, rows)
-    at = pd.Series(T("2024-01-01") + pd.to_timedelta(rng.integers(0, 366 * 86_400, rows), unit="s"))
-    found = lookup_version(pd.Series(np.array([s.replace("-", "") for s in skus])[pick]), at, dim,
-                           business_key="sku_norm", surrogate_key="product_key")
-    # Versions: key i+1 until 2024-06-01, then n_products + i + 1 (new versions numbered in SKU order).
-    expected = np.where(at < T("2024-06-01"), pick + 1, n_products + pick + 1)
-    np.testing.assert_array_equal(found.to_numpy(), expected)

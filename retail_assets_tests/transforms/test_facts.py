@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from retail_assets.resources import Warehouse
-from retail_assets.schemas.sources import RAW_POS_SALES, REJECTIONS
+from retail_assets.schemas.sources import RAW_POS_INVENTORY, RAW_POS_SALES, REJECTIONS
 from retail_assets.schemas.warehouse import (
     BRIDGE_CUSTOMER_IDENTITY,
     DIM_CUSTOMER,
@@ -26,16 +26,10 @@ from retail_assets.schemas.warehouse import (
     FACT_SALES,
 )
 from retail_assets.transforms.dimensions import build_dim_product, build_dim_store
-from retail_assets.transforms.facts import (
-    OnlineKeys,
-    online_dimension_keys,
-    online_fact_inventory,
-    online_fact_sales,
-    pos_fact_inventory,
-    )
+from retail_assets.transforms.facts import ONLINE_LINES, ONLINE_STOCK, online_lines, online_stock
 from retail_assets.transforms.identity import build_dim_customer, resolve_customers
 from retail_assets.transforms.normalise import normalise_loyalty_card, normalise_sku
-from retail_assets.transforms.pos_sales_sql import insert_pos_fact_sales
+from retail_assets.transforms.pos_sales_sql import insert_fact_inventory, insert_fact_sales
 from retail_assets_tests.conftest import drop_pg_database, engine_warehouse
 
 from . import (
@@ -81,34 +75,50 @@ def dims() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def pos(request: pytest.FixtureRequest, dims: dict[str, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[Callable[[pd.DataFrame], pd.DataFrame]]:
-    """POS raw lines -> fact_sales rows, by the warehouse's own INSERT ... SELECT, on each engine: the dimensions
-    above are loaded once per module; each call replaces raw_pos_sales and fact_sales and reads the facts back."""
-    url, database = engine_warehouse(request, tmp_path_factory.mktemp("pos_facts"))
+def warehouse(request: pytest.FixtureRequest, dims: dict[str, pd.DataFrame],
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    """A warehouse of each engine holding the dimensions above (loaded once per module)."""
+    url, database = engine_warehouse(request, tmp_path_factory.mktemp("facts"))
     warehouse = Warehouse(url=url)
     with warehouse.transaction() as tx:
         for spec, key in ((DIM_STORE, "dim_store"), (DIM_PRODUCT, "dim_product"), (DIM_CUSTOMER, "dim_customer"),
                           (BRIDGE_CUSTOMER_IDENTITY, "bridge")):
             tx.replace(spec, dims[key], {})
-
-    def run(raw: pd.DataFrame) -> pd.DataFrame:
-        with warehouse.transaction() as tx:
-            tx.replace(RAW_POS_SALES, raw, {})
-            tx.delete(FACT_SALES, {})
-            run.days = [insert_pos_fact_sales(tx.conn, day, run_id=RUN, reporting_timezone=TZ)  # type: ignore[attr-defined]
-                        for day in sorted(set(pd.to_datetime(raw["business_date"]).dt.date))]
-        out = warehouse.read(FACT_SALES)
-        order = pd.DataFrame({"file_line": _last_number(out["source_ref"]), "line": _last_number(out["sale_line_id"])})
-        out = out.loc[order.sort_values(["file_line", "line"]).index].reset_index(drop=True)
-        FACT_SALES.schema.validate(out)
-        return out
-
-    run.warehouse = warehouse  # type: ignore[attr-defined]
-    yield run
+    yield warehouse
     warehouse.dispose()
     if database:
         drop_pg_database(request.getfixturevalue("pg_admin"), database)
+
+
+def _days(*frames: pd.DataFrame) -> list:
+    return sorted({d for f in frames for d in pd.to_datetime(f["business_date"]).dt.date})
+
+
+def _sales(warehouse: Warehouse, raw: pd.DataFrame, online: pd.DataFrame) -> tuple[pd.DataFrame, list]:
+    """fact_sales of the POS lines ``raw`` and the ONLINE_LINES ``online``, by the warehouse's own statement, day
+    by day as the asset runs it; the facts in the order of their source lines, and what each day reported."""
+    with warehouse.transaction() as tx:
+        tx.replace(RAW_POS_SALES, raw, {})
+        tx.delete(FACT_SALES, {})
+        days = [insert_fact_sales(tx, day, online[online["business_date"] == pd.Timestamp(day)], run_id=RUN,
+                                  reporting_timezone=TZ) for day in _days(raw, online)]
+    out = warehouse.read(FACT_SALES)
+    order = pd.DataFrame({"file_line": _last_number(out["source_ref"]), "line": _last_number(out["sale_line_id"])})
+    out = out.loc[order.sort_values(["file_line", "line"]).index].reset_index(drop=True)
+    FACT_SALES.schema.validate(out)
+    return out, days
+
+
+@pytest.fixture(scope="module")
+def pos(warehouse: Warehouse) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """POS raw lines -> fact_sales rows (``run.days``: what insert_fact_sales reported for each day)."""
+
+    def run(raw: pd.DataFrame) -> pd.DataFrame:
+        out, run.days = _sales(warehouse, raw, ONLINE_LINES.empty())  # type: ignore[attr-defined]
+        return out
+
+    run.warehouse = warehouse  # type: ignore[attr-defined]
+    return run
 
 
 def _last_number(refs: pd.Series) -> pd.Series:
@@ -263,7 +273,7 @@ def test_day_stats_find_dangling_keys_and_unknown_skus_in_the_warehouse(pos):
     day = pd.Timestamp("2024-07-01").date()
     with pos.warehouse.transaction() as tx:
         tx.append(FACT_SALES, stray)
-        stats = DayStats(tx, pos.warehouse, day, None)
+        stats = DayStats(tx, pos.warehouse, day)
     assert (stats.rows, stats.online_rows, stats.units, stats.return_lines, stats.unknown_products) == (3, 0, 3, 1, 1)
     assert stats.net == 47.0 and stats.pos == (3, 3, 47.0)
     assert stats.unknown_skus == [("ZZ999", 1)]
@@ -324,7 +334,7 @@ def test_day_stats_plan_for_the_rows_the_day_just_wrote(pg_database: str):
                             expected.append(plan["Plan Rows"] * (1 + plan.get("Workers Planned", 0)))
                         plans += plan.get("Plans", [])
 
-            stats = DayStats(tx, warehouse, pd.Timestamp("2024-07-11").date(), None)
+            stats = DayStats(tx, warehouse, pd.Timestamp("2024-07-11").date())
         assert stats.rows == 2_000
         assert len(expected) == 1 and expected[0] >= 1_000, json.dumps(expected)
     finally:
@@ -355,35 +365,23 @@ def orders_of_2024_02_20() -> tuple[pd.DataFrame, pd.DataFrame]:
     return orders, items
 
 
-def only_keys(dims: dict, keys: OnlineKeys) -> dict:
-    """The dimensions cut to the rows of ``keys``, as fact_sales reads them from the warehouse."""
-    bridge = dims["bridge"]
-    bridge = bridge[((bridge["source_system"] == "online") & bridge["source_key"].isin(keys.online_customer_ids))
-                    | ((bridge["source_system"] == "email") & bridge["source_key"].isin(keys.emails))]
-    return {**dims, "bridge": bridge,
-            "dim_product": dims["dim_product"][dims["dim_product"]["sku_norm"].isin(keys.skus)],
-            "dim_customer": dims["dim_customer"][dims["dim_customer"]["customer_id"].isin(bridge["customer_id"])]}
+@pytest.fixture
+def online(warehouse: Warehouse) -> Callable[..., tuple[pd.DataFrame, pd.DataFrame]]:
+    """A day's online rows -> (fact_sales rows made by the warehouse's statement, rejections)."""
+
+    def run(orders, items, returns, return_items, return_orders) -> tuple[pd.DataFrame, pd.DataFrame]:
+        lines, rejects = online_lines(orders, items, returns, return_items=return_items, return_orders=return_orders,
+                                      products=scenario_catalog(), timezone=TZ, run_id=RUN)
+        REJECTIONS.schema.validate(rejects)
+        facts, _ = _sales(warehouse, raw_pos_sales(), lines)
+        return facts.sort_values("sale_line_id", ignore_index=True), rejects
+
+    return run
 
 
-def online(dims, orders, items, returns, return_items, return_orders):
-    """The online facts of a day, checked against the same built from only the dimension rows of the day's keys
-    (online_dimension_keys: what fact_sales reads)."""
-    common = {"return_items": return_items, "return_orders": return_orders, "products": scenario_catalog(),
-              "timezone": TZ, "run_id": RUN}
-    facts, rejects = online_fact_sales(orders, items, returns, **common, **dims)
-    FACT_SALES.schema.validate(facts)
-    REJECTIONS.schema.validate(rejects)
-    keys = online_dimension_keys(orders, items, return_items=return_items, return_orders=return_orders,
-                                 products=scenario_catalog())
-    lean = online_fact_sales(orders, items, returns, **common, **only_keys(dims, keys))
-    pd.testing.assert_frame_equal(lean[0], facts)
-    pd.testing.assert_frame_equal(lean[1], rejects)
-    return facts, rejects
-
-
-def test_online_paid_orders_are_sales(dims):
+def test_online_paid_orders_are_sales(online):
     orders, items = orders_of_2024_02_20()
-    facts, _ = online(dims, orders, items, raw_returns(), raw_order_items(), raw_orders())
+    facts, _ = online(orders, items, raw_returns(), raw_order_items(), raw_orders())
     by_id = facts.set_index("sale_line_id")
     assert list(by_id.index) == ["online:order:1:1", "online:order:1:2", "online:order:4:1", "online:order:5:1",
                                  "online:order:6:1"]
@@ -410,9 +408,21 @@ def test_online_paid_orders_are_sales(dims):
     assert_spec_identity(facts)
 
 
-def test_online_pending_and_cancelled_orders_are_rejected_with_reasons(dims):
+def test_online_sold_at_is_the_reporting_timezones_local_time_across_dst(online):
+    """Both passes of a fall-back night's repeated hour, and the hour after a spring-forward gap."""
+    placed = [T("2024-11-03 05:30"), T("2024-11-03 06:30"), T("2024-11-03 07:30"), T("2024-03-10 06:59:59.5"),
+              T("2024-03-10 07:00")]
+    orders = raw_orders(*[{"order_id": i, "status": "paid", "placed_at": t} for i, t in enumerate(placed, 1)])
+    items = raw_order_items(*[{"order_id": i, "line_no": 1, "product_id": 11} for i in range(1, len(placed) + 1)])
+    facts, _ = online(orders, items, raw_returns(), raw_order_items(), raw_orders())
+    assert facts["sold_at_utc"].tolist() == placed
+    assert facts["sold_at"].tolist() == [T("2024-11-03 01:30"), T("2024-11-03 01:30"), T("2024-11-03 02:30"),
+                                         T("2024-03-10 01:59:59.5"), T("2024-03-10 03:00")]
+
+
+def test_online_pending_and_cancelled_orders_are_rejected_with_reasons(online):
     orders, items = orders_of_2024_02_20()
-    _, rejects = online(dims, orders, items, raw_returns(), raw_order_items(), raw_orders())
+    _, rejects = online(orders, items, raw_returns(), raw_order_items(), raw_orders())
     assert rejects[["source_key", "reason_code", "reason"]].values.tolist() == [
         ["2:1", "not_a_sale_cancelled", "order 2 is cancelled: not a sale"],
         ["3:1", "not_a_sale_pending", "order 3 is pending: not a sale"],
@@ -424,7 +434,7 @@ def test_online_pending_and_cancelled_orders_are_rejected_with_reasons(dims):
     assert rejects["record"].str.contains('"order_id":2').iloc[0]
 
 
-def test_online_returns_are_negative_sales_for_the_refund(dims):
+def test_online_returns_are_negative_sales_for_the_refund(online):
     orders, items = orders_of_2024_02_20()
     returns = raw_returns(
         {"return_id": 900, "order_id": 1, "line_no": 1, "quantity": 1, "refund_amount": 11.00,
@@ -434,7 +444,7 @@ def test_online_returns_are_negative_sales_for_the_refund(dims):
         {"return_id": 904, "order_id": 5, "line_no": 1, "quantity": 3, "refund_amount": 25.00,
          "returned_at": T("2024-03-06 02:00"), "business_date": T("2024-03-05")},
     )
-    facts, rejects = online(dims, raw_orders(), raw_order_items(), returns, items, orders)
+    facts, rejects = online(raw_orders(), raw_order_items(), returns, items, orders)
     assert rejects.empty
     by_id = facts.set_index("sale_line_id")
     first = by_id.loc["online:return:900"]
@@ -455,14 +465,14 @@ def test_online_returns_are_negative_sales_for_the_refund(dims):
     assert_spec_identity(facts)
 
 
-def test_online_return_of_an_unknown_or_unsold_line_is_rejected(dims):
+def test_online_return_of_an_unknown_or_unsold_line_is_rejected(online):
     orders, items = orders_of_2024_02_20()
     returns = raw_returns(
         {"return_id": 901, "order_id": 1, "line_no": 9, "quantity": 1, "refund_amount": 5.00},
         {"return_id": 902, "order_id": 2, "line_no": 1, "quantity": 1, "refund_amount": 12.50},
         {"return_id": 905, "order_id": 77, "line_no": 1, "quantity": 1, "refund_amount": 1.00},
     )
-    facts, rejects = online(dims, raw_orders(), raw_order_items(), returns, items, orders)
+    facts, rejects = online(raw_orders(), raw_order_items(), returns, items, orders)
     assert facts.empty
     assert rejects["reason_code"].tolist() == ["return_unknown_line"] * 3
     assert rejects["source_key"].tolist() == ["901", "902", "905"]
@@ -474,11 +484,11 @@ def test_online_return_of_an_unknown_or_unsold_line_is_rejected(dims):
     assert set(rejects["business_date"]) == {T("2024-03-06")}
 
 
-def test_online_same_day_return_is_found_in_the_days_own_orders(dims):
+def test_online_same_day_return_is_found_in_the_days_own_orders(online):
     orders, items = orders_of_2024_02_20()
     returns = raw_returns({"return_id": 906, "order_id": 6, "line_no": 1, "quantity": 1, "refund_amount": 12.50,
                            "returned_at": T("2024-02-21 04:00"), "business_date": T("2024-02-20")})
-    facts, rejects = online(dims, orders, items, returns, raw_order_items(), raw_orders())
+    facts, rejects = online(orders, items, returns, raw_order_items(), raw_orders())
     assert facts.set_index("sale_line_id").loc["online:return:906", "net_amount"] == -12.50
     assert len(rejects) == 2   # only the cancelled and pending orders
 
@@ -486,14 +496,26 @@ def test_online_same_day_return_is_found_in_the_days_own_orders(dims):
 # ------------------------------------------------------------------------------------------------ inventory
 
 
-def test_pos_inventory_points_at_the_product_version_at_close_of_business(dims):
-    facts = pos_fact_inventory(raw_pos_inventory(
+def _inventory(warehouse: Warehouse, raw: pd.DataFrame, stock: pd.DataFrame) -> pd.DataFrame:
+    """fact_inventory of the POS counts ``raw`` and the ONLINE_STOCK ``stock``, by the warehouse's statement."""
+    with warehouse.transaction() as tx:
+        tx.replace(RAW_POS_INVENTORY, raw, {})
+        tx.delete(FACT_INVENTORY, {})
+        for day in _days(raw, stock):
+            insert_fact_inventory(tx, day, stock[stock["business_date"] == pd.Timestamp(day)], run_id=RUN,
+                                  reporting_timezone=TZ)
+    out = warehouse.read(FACT_INVENTORY).sort_values(["business_date", "source_ref"], ignore_index=True)
+    FACT_INVENTORY.schema.validate(out)
+    return out
+
+
+def test_pos_inventory_points_at_the_product_version_at_close_of_business(warehouse):
+    facts = _inventory(warehouse, raw_pos_inventory(
         {"business_date": T("2024-02-29"), "sku_raw": "hb-004211", "sku_norm": "HB004211", "on_hand": 4},
         {"business_date": T("2024-03-01"), "sku_raw": "HB-004211", "sku_norm": "HB004211", "on_hand": 5,
          "source_line": 3},
         {"business_date": T("2024-03-01"), "sku_raw": "zz-1", "sku_norm": "ZZ1", "on_hand": 2, "source_line": 4},
-    ), run_id=RUN, dim_store=dims["dim_store"], dim_product=dims["dim_product"])
-    FACT_INVENTORY.schema.validate(facts)
+    ), ONLINE_STOCK.empty())
     assert facts[["date_key", "store_key", "product_key", "sku", "on_hand", "source_ref"]].values.tolist() == [
         [20240229, 2, 1, "HB004211", 4, "stock_S1_20240301.csv:2"],
         [20240301, 2, 3, "HB004211", 5, "stock_S1_20240301.csv:3"],
@@ -502,16 +524,15 @@ def test_pos_inventory_points_at_the_product_version_at_close_of_business(dims):
     assert set(facts["source_system"]) == {"pos"}
 
 
-def test_online_inventory_sums_warehouses_into_the_online_store(dims):
-    facts = online_fact_inventory(raw_online_inventory(
+def test_online_inventory_sums_warehouses_into_the_online_store(warehouse):
+    stock = online_stock(raw_online_inventory(
         {"product_id": 10, "warehouse_code": "W1", "on_hand": 3},
         {"product_id": 10, "warehouse_code": "W2", "on_hand": 4},
         {"product_id": 11, "warehouse_code": "W1", "on_hand": 2},
         {"product_id": 999, "warehouse_code": "W1", "on_hand": 1},
         {"product_id": 998, "warehouse_code": "W2", "on_hand": 1},
-    ), scenario_catalog(), business_date=T("2024-02-29"), run_id=RUN, dim_store=dims["dim_store"],
-        dim_product=dims["dim_product"])
-    FACT_INVENTORY.schema.validate(facts)
+    ), scenario_catalog(), business_date=T("2024-02-29"))
+    facts = _inventory(warehouse, raw_pos_inventory(), stock)
     rows = facts.astype(object).where(facts.notna(), None)
     assert rows[["date_key", "store_key", "product_key", "sku", "on_hand", "source_ref"]].values.tolist() == [
         [20240229, 1, 1, "HB004211", 7, "inventory:product_id=10"],

@@ -1,11 +1,9 @@
-"""What the marts share: portable SQL pieces and the "rebuild a slice inside the warehouse" step.
+"""What the marts share: the "rebuild a slice inside the warehouse" step.
 
-Every mart is one ``INSERT INTO mart (...) SELECT ... FROM <star schema>`` that runs unchanged on DuckDB and
-PostgreSQL. The few places where the two engines differ are handled here, without dialect branches:
-
-- Dividing a DECIMAL gives a DOUBLE on DuckDB but an exact NUMERIC on PostgreSQL, and PostgreSQL has no
-  ``ROUND(double, 2)``; ``money_ratio`` divides in whole numbers so both round an average half-up to the cent.
-- Ratios are computed as ``CAST(.. AS DOUBLE PRECISION)`` divisions, which are IEEE doubles on both.
+Every mart is one ``INSERT INTO mart (...) SELECT ... FROM <star schema>`` whose ``SELECT`` is a ``.sql`` file
+beside its asset, written once for DuckDB and PostgreSQL. The places where the two engines differ are fragments
+beside them that every mart includes: ``money_ratio.sql`` (an average half-up to the cent, exact on both) and
+``ratio.sql`` (an IEEE double on both).
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from retail_assets.resources import Warehouse
+from retail_assets.resources.warehouse import WarehouseTx
 from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.warehouse import (
     DIM_CUSTOMER,
@@ -31,28 +30,11 @@ from retail_assets.schemas.warehouse import (
 STAR_SCHEMA: tuple[TableSpec, ...] = (DIM_DATE, DIM_STORE, DIM_PRODUCT, DIM_CUSTOMER, FACT_SALES, FACT_INVENTORY)
 
 
-def money_ratio(numerator: str, denominator: str) -> str:
-    """SQL for ``numerator / denominator`` rounded half away from zero to the cent; NULL when the denominator <= 0.
-
-    ``numerator`` is a money (NUMERIC(.., 2)) expression and ``denominator`` a positive count. The quotient is
-    taken in half-cents, ``FLOOR((2 * |cents| + d) / (2 * d))``, which is exact on both engines for any amount
-    below 2^53 cents, and turned back into a NUMERIC with two decimals by multiplying, never dividing.
-    """
-    n, d = numerator, denominator
-    return (f"CASE WHEN {d} > 0 THEN CAST(SIGN({n}) * FLOOR((ABS({n}) * 200 + {d}) / (2 * {d})) AS NUMERIC(18, 0))"
-            f" * CAST(0.01 AS NUMERIC(3, 2)) END")
-
-
-def ratio(numerator: str, denominator: str) -> str:
-    """SQL for ``numerator / denominator`` as a double; NULL when the denominator is not positive."""
-    return (f"CASE WHEN {denominator} > 0 THEN CAST({numerator} AS DOUBLE PRECISION) / "
-            f"CAST({denominator} AS DOUBLE PRECISION) END")
-
-
-def insert_select(spec: TableSpec, select_sql: str) -> sa.TextClause:
-    """``INSERT INTO <mart> (<columns>) SELECT <columns> FROM (<select_sql>)``: columns matched by name, not place."""
-    columns = ", ".join(spec.columns)
-    return sa.text(f"INSERT INTO {spec.name} ({columns}) SELECT {columns} FROM ({select_sql}) AS mart_rows")
+def insert_select(tx: WarehouseTx, spec: TableSpec, select_sql: str) -> sa.TextClause:
+    """``INSERT INTO <mart> (<columns>) SELECT <columns> FROM (<select_sql>)``: columns matched by name, not place
+    (names from the spec, quoted by the warehouse's dialect)."""
+    columns = ", ".join(tx.quote(c) for c in spec.columns)
+    return sa.text(f"INSERT INTO {tx.quote(spec.name)} ({columns}) SELECT {columns} FROM ({select_sql}) AS mart_rows")
 
 
 def rebuild(warehouse: Warehouse, spec: TableSpec, select_sql: str, where: Mapping[str, Any],
@@ -66,7 +48,7 @@ def rebuild(warehouse: Warehouse, spec: TableSpec, select_sql: str, where: Mappi
     warehouse.ensure([*STAR_SCHEMA, spec])
     with warehouse.transaction() as tx:
         tx.delete(spec, where)
-        tx.conn.execute(insert_select(spec, select_sql), dict(params))
+        tx.conn.execute(insert_select(tx, spec, select_sql), dict(params))
     return warehouse.read(spec, where or None)
 
 

@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from retail_assets.assets.common import OWNERS, WAREHOUSE_GROUP, concat, describe, preview, table_metadata, validated
+from retail_assets.assets.common import OWNERS, WAREHOUSE_GROUP, describe, preview, table_metadata
 from retail_assets.assets.retry import retries_transient
 from retail_assets.checks import (
     RECONCILED_CHECK,
@@ -19,9 +19,8 @@ from retail_assets.checks import (
     schema_check_spec,
     schema_result,
     sql_failures,
-    validate_frame,
 )
-from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
+from retail_assets.partitions import backfill_policy, business_dates, daily_partitions, partition_dates
 from retail_assets.resources import Warehouse
 from retail_assets.schemas.sources import (
     RAW_ONLINE_INVENTORY,
@@ -29,11 +28,9 @@ from retail_assets.schemas.sources import (
     RAW_ONLINE_ORDERS,
     RAW_ONLINE_PRODUCTS,
     RAW_ONLINE_RETURNS,
-    RAW_POS_INVENTORY,
     REJECTIONS,
 )
 from retail_assets.schemas.warehouse import (
-    BRIDGE_CUSTOMER_IDENTITY,
     DIM_CUSTOMER,
     DIM_PRODUCT,
     DIM_STORE,
@@ -41,16 +38,8 @@ from retail_assets.schemas.warehouse import (
     FACT_SALES,
     UNKNOWN_KEY,
 )
-from retail_assets.settings import load_settings
-from retail_assets.transforms.facts import (
-    OnlineKeys,
-    online_dimension_keys,
-    online_fact_inventory,
-    online_fact_sales,
-    pos_fact_inventory,
-    reporting_timezone,
-)
-from retail_assets.transforms.pos_sales_sql import PosDay, analyze_sample, insert_pos_fact_sales
+from retail_assets.transforms.facts import online_lines, online_stock, reporting_timezone
+from retail_assets.transforms.pos_sales_sql import SalesDay, insert_fact_inventory, insert_fact_sales
 
 KEYS_CHECK = "keys_resolved"
 UNKNOWN_PRODUCT_CHECK = "unknown_product_rate"
@@ -59,21 +48,18 @@ UNKNOWN_PRODUCT_LIMIT = 0.05
 
 class DayStats:
     """What the checks and the metadata need of a day's facts, asked of the warehouse once they are written
-    (the POS lines never leave it) in one scan of the day, plus the pandera failures of the online lines
-    checked before writing and the model's rules run in SQL on the POS lines."""
+    (they were made there) in one scan of the day, which also runs the model's rules in SQL."""
 
     DIMENSIONS = (("store_key", DIM_STORE), ("product_key", DIM_PRODUCT), ("customer_key", DIM_CUSTOMER))
 
-    def __init__(self, tx, warehouse: Warehouse, day, online_failures: pd.DataFrame | None):
+    def __init__(self, tx, warehouse: Warehouse, day):
         fact = warehouse.table(FACT_SALES, tx.conn)
         c = fact.c
         of_day = c.business_date == day
-        if tx.conn.dialect.name == "postgresql":
-            # The day's rows were written by this transaction, after the last ANALYZE: the planner, which has
-            # seen every other day but this one, takes the day for empty and hashes its million rows in memory
-            # sized for one, spilling thousands of batches to disk (bench/README.md, "Where the time goes").
-            # A sample of the one column counts a day.
-            analyze_sample(tx.conn, (FACT_SALES, (FACT_SALES.partition_column,)))
+        # The day's rows were written by this transaction, after the last ANALYZE: a planner that has seen every
+        # other day but this one takes the day for empty and plans the scan below for one row, spilling to disk
+        # (bench/README.md, "Where the time goes"). A sample of the one column counts a day.
+        tx.analyze((FACT_SALES, (FACT_SALES.partition_column,)))
         pos = c.source_system == "pos"
         total = sa.func.count()
         # Dangling keys: a key that is neither -1 nor a row of its dimension (the dimensions' distinct keys, so
@@ -85,8 +71,8 @@ class DayStats:
             known[column] = sa.select(dim.c[column].label("k")).distinct().subquery(f"known_{column}")
             source = source.outerjoin(known[column], known[column].c.k == c[column])
         dangling = [count_if(sa.and_(c[col] != UNKNOWN_KEY, known[col].c.k.is_(None))) for col, _ in self.DIMENSIONS]
-        # The model's rules on the POS lines (the online lines were checked by pandera before they were written).
-        rules = rule_counts(FACT_SALES, fact, tx.conn.dialect.name, pos)
+        # The model's rules, on every line of the day.
+        rules = rule_counts(FACT_SALES, fact, of_day)
         row = tx.conn.execute(sa.select(
             total, count_if(c.source_system == "online"), _sum(c.quantity), _sum(c.net_amount),
             count_if(c.is_return), count_if(c.product_key == UNKNOWN_KEY),
@@ -106,9 +92,7 @@ class DayStats:
                     sa.select(c[column]).distinct().select_from(source)
                     .where(of_day, c[column] != UNKNOWN_KEY, known[column].c.k.is_(None))
                     .order_by(c[column]).limit(10)).scalars().all()
-        pos_failures = sql_failures(tx.conn, FACT_SALES, fact, sa.and_(of_day, pos), counts=row[dims_end:])
-        found = [f for f in (pos_failures, online_failures) if f is not None]
-        self.failures = pd.concat(found, ignore_index=True) if found else None
+        self.failures = sql_failures(tx.conn, FACT_SALES, fact, of_day, counts=row[dims_end:])
         self.preview = pd.DataFrame([dict(r._mapping) for r in tx.conn.execute(
             sa.select(fact).where(of_day).limit(5))], columns=FACT_SALES.columns)
 
@@ -131,7 +115,7 @@ class DayStats:
                       "top_unknown_skus": ", ".join(f"{k} ({v})" for k, v in self.unknown_skus) or "none"},
         )
 
-    def reconcile(self, pos_day: PosDay, day, online_source_rows: int, online_rejected: int) -> dg.AssetCheckResult:
+    def reconcile(self, pos_day: SalesDay, day, online_source_rows: int, online_rejected: int) -> dg.AssetCheckResult:
         """Source = fact + rejected, line for line; POS lines, units and net amount equal to the cent, as summed
         by the warehouse itself from the NUMERIC columns of raw_pos_sales and of fact_sales."""
         raw_lines, raw_qty, raw_net = pos_day.raw_lines, pos_day.raw_units, pos_day.raw_net
@@ -151,19 +135,6 @@ class DayStats:
         )
 
 
-MAX_KEYS_IN_QUERY = 10_000  # past this many keys a dimension is read whole (and filtered here) instead
-
-
-def _rows_with(warehouse: Warehouse, spec, column: str, values: list[str], where: dict | None = None) -> pd.DataFrame:
-    """The rows of ``spec`` (matching ``where``) whose ``column`` is one of ``values``."""
-    if not values:
-        return spec.empty()
-    if len(values) <= MAX_KEYS_IN_QUERY:
-        return warehouse.read(spec, {**(where or {}), column: values})
-    rows = warehouse.read(spec, where or None)
-    return rows[rows[column].astype("str").isin(values)].reset_index(drop=True)
-
-
 def read_online_day(warehouse: Warehouse, day) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """A business date's online orders, order lines and returns, and (as ``return_items``/``return_orders``) the
     lines and orders of any date its returns refer to."""
@@ -174,22 +145,6 @@ def read_online_day(warehouse: Warehouse, day) -> tuple[pd.DataFrame, pd.DataFra
     return_items = warehouse.read(RAW_ONLINE_ORDER_ITEMS, {"order_id": order_ids}) if order_ids else items.iloc[:0]
     return_orders = warehouse.read(RAW_ONLINE_ORDERS, {"order_id": order_ids}) if order_ids else orders.iloc[:0]
     return orders, items, returns, {"return_items": return_items, "return_orders": return_orders}
-
-
-def online_dimensions(warehouse: Warehouse, keys: OnlineKeys) -> dict[str, pd.DataFrame]:
-    """The rows of dim_product, dim_customer and the bridge a day's online lines can look up (their versions, all
-    of them): a few thousand rows, not the whole customer base, read for each day."""
-    bridge = concat([
-        _rows_with(warehouse, BRIDGE_CUSTOMER_IDENTITY, "source_key", keys.online_customer_ids,
-                   {"source_system": "online"}),
-        _rows_with(warehouse, BRIDGE_CUSTOMER_IDENTITY, "source_key", keys.emails, {"source_system": "email"}),
-    ])
-    if bridge.empty:
-        bridge = BRIDGE_CUSTOMER_IDENTITY.empty()
-    customers = sorted(set(bridge["customer_id"].astype("str")))
-    return {"dim_product": _rows_with(warehouse, DIM_PRODUCT, "sku_norm", keys.skus),
-            "dim_customer": _rows_with(warehouse, DIM_CUSTOMER, "customer_id", customers),
-            "bridge": bridge}
 
 
 def _sum(values: sa.ColumnElement) -> sa.ColumnElement:
@@ -218,28 +173,22 @@ def _sum(values: sa.ColumnElement) -> sa.ColumnElement:
 )
 @retries_transient
 def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
-    settings = load_settings()
     run_id = context.run.run_id
-    dim_store = warehouse.read(DIM_STORE)
+    reporting = reporting_timezone(warehouse.read(DIM_STORE))
     products = warehouse.read(RAW_ONLINE_PRODUCTS)
     checks, days = [], []
     for day in partition_dates(context):
         orders, items, returns, earlier = read_online_day(warehouse, day)
-        keys = online_dimension_keys(orders, items, **earlier, products=products)
-        online, rejected = online_fact_sales(orders, items, returns, **earlier, products=products,
-                                             timezone=settings.timezone, run_id=run_id, dim_store=dim_store,
-                                             **online_dimensions(warehouse, keys))
-        online, online_failures = validate_frame(FACT_SALES, online, day.isoformat())
+        online, rejected = online_lines(orders, items, returns, **earlier, products=products,
+                                        timezone=daily_partitions.timezone, run_id=run_id)
         with warehouse.transaction() as tx:
             tx.delete(FACT_SALES, {"business_date": day})
-            pos_day = insert_pos_fact_sales(tx.conn, day, run_id=run_id,
-                                              reporting_timezone=reporting_timezone(dim_store))
-            tx.append(FACT_SALES, online)
+            sales_day = insert_fact_sales(tx, day, online, run_id=run_id, reporting_timezone=reporting)
             tx.replace(REJECTIONS, rejected, {"business_date": day, "asset": "fact_sales"})
-            stats = DayStats(tx, warehouse, day, online_failures)
-        checks += [stats.schema(day), stats.reconcile(pos_day, day, len(items) + len(returns), len(rejected)),
+            stats = DayStats(tx, warehouse, day)
+        checks += [stats.schema(day), stats.reconcile(sales_day, day, len(items) + len(returns), len(rejected)),
                    stats.keys_resolved(day), stats.unknown_product_rate(day)]
-        context.log.info(f"fact_sales {day}: {pos_day.facts} store lines, {stats.online_rows} online lines, "
+        context.log.info(f"fact_sales {day}: {stats.pos[0]} store lines, {stats.online_rows} online lines, "
                          f"{len(rejected)} online rows not loaded")
         days.append(stats)
     return dg.MaterializeResult(
@@ -266,21 +215,19 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
 )
 @retries_transient
 def fact_inventory(context: dg.AssetExecutionContext, warehouse: Warehouse):
-    settings = load_settings()
     run_id = context.run.run_id
-    dim_store, dim_product = warehouse.read(DIM_STORE), warehouse.read(DIM_PRODUCT)
+    reporting = reporting_timezone(warehouse.read(DIM_STORE))
     products = warehouse.read(RAW_ONLINE_PRODUCTS)
     online_all = warehouse.read(RAW_ONLINE_INVENTORY)
-    online_day = (pd.to_datetime(online_all["updated_at"]).dt.tz_localize("UTC").dt.tz_convert(settings.timezone)
-                  .dt.tz_localize(None).dt.normalize())
+    online_day = business_dates(online_all["updated_at"], daily_partitions.timezone)
     checks, total = [], 0
     for day in partition_dates(context):
-        pos = pos_fact_inventory(warehouse.read(RAW_POS_INVENTORY, {"business_date": day}), dim_store=dim_store,
-                                 dim_product=dim_product, run_id=run_id)
-        online = online_fact_inventory(online_all[online_day == pd.Timestamp(day)], products, business_date=day,
-                                       dim_store=dim_store, dim_product=dim_product, run_id=run_id)
-        frame, check = validated(FACT_INVENTORY, concat([pos, online]), day.isoformat())
-        warehouse.replace(FACT_INVENTORY, frame, {"business_date": day})
-        checks.append(check)
-        total += len(frame)
+        stock = online_stock(online_all[online_day == day], products, business_date=day)
+        with warehouse.transaction() as tx:
+            tx.delete(FACT_INVENTORY, {"business_date": day})
+            rows = insert_fact_inventory(tx, day, stock, run_id=run_id, reporting_timezone=reporting)
+            table = warehouse.table(FACT_INVENTORY, tx.conn)
+            failures = sql_failures(tx.conn, FACT_INVENTORY, table, table.c.business_date == day)
+        checks.append(schema_result(FACT_INVENTORY, failures, rows, day.isoformat()))
+        total += rows
     return dg.MaterializeResult(metadata={"dagster/row_count": total}, check_results=combine(checks))
