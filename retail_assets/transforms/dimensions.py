@@ -1,7 +1,7 @@
 """Conformed dimensions: calendar, stores, products (SCD type 2).
 
 Which version a fact points at (the point-in-time lookup) is decided where the facts are made, inside the
-warehouse: ``scd2_ranges.sql`` beside ``retail_assets.transforms.pos_sales_sql``.
+warehouse: ``scd2_ranges.sql`` beside ``retail_assets.transforms.facts_sql``.
 
 Conventions every function here follows:
 

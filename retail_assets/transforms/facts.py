@@ -1,7 +1,7 @@
 """Facts: what Python decides about the online shop's lines and stock before the warehouse conforms them.
 
 Every fact is conformed inside the warehouse, by one statement a day for ``fact_sales`` and one for
-``fact_inventory`` (``retail_assets.transforms.pos_sales_sql`` and the ``.sql`` files beside it): the store, the
+``fact_inventory`` (``retail_assets.transforms.facts_sql`` and the ``.sql`` files beside it): the store, the
 times, the dimension versions and the amounts are worked out there, once for every channel. What stays here is
 what the online shop's rows need before that and SQL cannot say as well:
 

@@ -1,4 +1,4 @@
-"""dim_date, dim_store, the SCD2 merge and dim_product (the point-in-time lookup: test_pos_sales_sql.py)."""
+"""dim_date, dim_store, the SCD2 merge and dim_product (the point-in-time lookup: test_facts_sql.py)."""
 
 from __future__ import annotations
 

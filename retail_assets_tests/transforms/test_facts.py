@@ -27,9 +27,9 @@ from retail_assets.schemas.warehouse import (
 )
 from retail_assets.transforms.dimensions import build_dim_product, build_dim_store
 from retail_assets.transforms.facts import ONLINE_LINES, ONLINE_STOCK, online_lines, online_stock
+from retail_assets.transforms.facts_sql import insert_fact_inventory, insert_fact_sales
 from retail_assets.transforms.identity import build_dim_customer, resolve_customers
 from retail_assets.transforms.normalise import normalise_loyalty_card, normalise_sku
-from retail_assets.transforms.pos_sales_sql import insert_fact_inventory, insert_fact_sales
 from retail_assets_tests.conftest import drop_pg_database, engine_warehouse
 
 from . import (

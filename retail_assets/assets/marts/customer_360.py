@@ -7,7 +7,7 @@ import pandas as pd
 
 from retail_assets.assets.common import MARTS_GROUP, OWNERS, describe, preview, table_metadata, validated
 from retail_assets.assets.marts._sql import rebuild, sort
-from retail_assets.assets.retry import retries_transient
+from retail_assets.assets.retry import TRANSIENT_RETRY, retries_transient
 from retail_assets.checks import schema_check_spec
 from retail_assets.resources import Warehouse
 from retail_assets.resources.warehouse import sql_file
@@ -62,6 +62,7 @@ def build_mart_customer_360(warehouse: Warehouse) -> pd.DataFrame:
     deps=["fact_sales", "dim_customer"],
     check_specs=[schema_check_spec(MART_CUSTOMER_360)],
     description=describe(MART_CUSTOMER_360, inspect.getdoc(build_mart_customer_360) or ""),
+    retry_policy=TRANSIENT_RETRY,
 )
 @retries_transient
 def mart_customer_360(warehouse: Warehouse) -> dg.MaterializeResult:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from retail_assets.assets.common import MARTS_GROUP, OWNERS, describe, preview, table_metadata, validated
 from retail_assets.assets.marts._sql import rebuild, sort
-from retail_assets.assets.retry import retries_transient
+from retail_assets.assets.retry import TRANSIENT_RETRY, retries_transient
 from retail_assets.checks import RECONCILED_CHECK, check_spec, combine, schema_check_spec
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import Warehouse
@@ -87,6 +87,7 @@ def _reconcile(warehouse: Warehouse, day: date, frame: pd.DataFrame) -> dg.Asset
     ],
     backfill_policy=backfill_policy,
     description=describe(MART_DAILY_SALES, inspect.getdoc(build_mart_daily_sales) or ""),
+    retry_policy=TRANSIENT_RETRY,
 )
 @retries_transient
 def mart_daily_sales(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from retail_assets.assets.common import MARTS_GROUP, OWNERS, describe, preview, table_metadata, validated
 from retail_assets.assets.marts._sql import first_sales_date, rebuild, sort
-from retail_assets.assets.retry import retries_transient
+from retail_assets.assets.retry import TRANSIENT_RETRY, retries_transient
 from retail_assets.checks import combine, schema_check_spec
 from retail_assets.partitions import backfill_policy, daily_partitions, partition_dates
 from retail_assets.resources import Warehouse
@@ -81,6 +81,7 @@ def inventory_kpis(frame: pd.DataFrame) -> dict[str, float | int]:
     check_specs=[schema_check_spec(MART_INVENTORY_HEALTH)],
     backfill_policy=backfill_policy,
     description=describe(MART_INVENTORY_HEALTH, inspect.getdoc(build_mart_inventory_health) or ""),
+    retry_policy=TRANSIENT_RETRY,
 )
 @retries_transient
 def mart_inventory_health(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:

@@ -7,7 +7,7 @@ import pandas as pd
 
 from retail_assets.assets.common import MARTS_GROUP, OWNERS, describe, preview, table_metadata, validated
 from retail_assets.assets.marts._sql import rebuild, sort
-from retail_assets.assets.retry import retries_transient
+from retail_assets.assets.retry import TRANSIENT_RETRY, retries_transient
 from retail_assets.checks import schema_check_spec
 from retail_assets.resources import Warehouse
 from retail_assets.resources.warehouse import sql_file
@@ -46,6 +46,7 @@ def build_mart_product_performance(warehouse: Warehouse) -> pd.DataFrame:
     deps=["fact_sales", "dim_product"],
     check_specs=[schema_check_spec(MART_PRODUCT_PERFORMANCE)],
     description=describe(MART_PRODUCT_PERFORMANCE, inspect.getdoc(build_mart_product_performance) or ""),
+    retry_policy=TRANSIENT_RETRY,
 )
 @retries_transient
 def mart_product_performance(warehouse: Warehouse) -> dg.MaterializeResult:

@@ -9,7 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from retail_assets.assets.common import OWNERS, WAREHOUSE_GROUP, describe, preview, table_metadata
-from retail_assets.assets.retry import retries_transient
+from retail_assets.assets.retry import TRANSIENT_RETRY, retries_transient
 from retail_assets.checks import (
     RECONCILED_CHECK,
     check_spec,
@@ -39,7 +39,7 @@ from retail_assets.schemas.warehouse import (
     UNKNOWN_KEY,
 )
 from retail_assets.transforms.facts import online_lines, online_stock, reporting_timezone
-from retail_assets.transforms.pos_sales_sql import SalesDay, insert_fact_inventory, insert_fact_sales
+from retail_assets.transforms.facts_sql import SalesDay, insert_fact_inventory, insert_fact_sales
 
 KEYS_CHECK = "keys_resolved"
 UNKNOWN_PRODUCT_CHECK = "unknown_product_rate"
@@ -170,6 +170,7 @@ def _sum(values: sa.ColumnElement) -> sa.ColumnElement:
                          "orders on the date of placed_at, online returns on the date of returned_at. Each line points "
                          "at the product and customer versions valid when it happened. Order lines that are not "
                          "sales (pending, cancelled) and returns that match no sale go to `rejections`."),
+    retry_policy=TRANSIENT_RETRY,
 )
 @retries_transient
 def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
@@ -212,6 +213,7 @@ def fact_sales(context: dg.AssetExecutionContext, warehouse: Warehouse):
     description=describe(FACT_INVENTORY, "Store counts from the stock files; the online warehouses (summed into "
                          "store ONLINE) on the business date of their updated_at, since the online shop keeps only "
                          "the current state."),
+    retry_policy=TRANSIENT_RETRY,
 )
 @retries_transient
 def fact_inventory(context: dg.AssetExecutionContext, warehouse: Warehouse):

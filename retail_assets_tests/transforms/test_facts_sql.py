@@ -17,10 +17,10 @@ from retail_assets.resources import Warehouse
 from retail_assets.resources.warehouse import sql_file
 from retail_assets.schemas.base import TableSpec
 from retail_assets.schemas.warehouse import DIM_CUSTOMER, DIM_PRODUCT
-from retail_assets.transforms import pos_sales_sql
+from retail_assets.transforms import facts_sql
 from retail_assets.transforms.dimensions import build_dim_product
+from retail_assets.transforms.facts_sql import TIME_SEGMENTS, local_time_segments, time_segments
 from retail_assets.transforms.normalise import normalise_sku
-from retail_assets.transforms.pos_sales_sql import TIME_SEGMENTS, local_time_segments, time_segments
 from retail_assets_tests.conftest import drop_pg_database, engine_warehouse
 
 from . import T
@@ -146,7 +146,7 @@ def _versions(warehouse: Warehouse, keys: list[str | None], at: list[pd.Timestam
     """The product version of each key at each (UTC) time, by scd2_ranges.sql."""
     probes = pd.DataFrame({"probe": range(len(keys)), "dimension": "product", "business_key": keys,
                            "local_time": at, "timezone": None})
-    statement = ("WITH " + sql_file(pos_sales_sql.__file__, "scd2_ranges.sql") + " SELECT q.probe, "
+    statement = ("WITH " + sql_file(facts_sql.__file__, "scd2_ranges.sql") + " SELECT q.probe, "
                  "COALESCE(v.surrogate_key, :unknown_key) FROM probes q LEFT JOIN version_ranges v "
                  "ON v.dimension = q.dimension AND v.business_key = q.business_key "
                  "AND q.local_time >= v.valid_lo AND q.local_time < v.valid_hi ORDER BY q.probe")
@@ -176,7 +176,7 @@ def test_the_statements_convert_times_as_the_segments_say(warehouse):
     local = [T("2024-03-10 01:59:59.999999"), T("2024-03-10 02:30"), T("2024-11-03 01:30"), T("2024-11-03 02:00")]
     probes = pd.DataFrame({"probe": range(len(local)), "dimension": "-", "business_key": None, "local_time": local,
                            "timezone": zone})
-    statement = ("SELECT q.probe,\n" + sql_file(pos_sales_sql.__file__, "local_to_utc.sql")
+    statement = ("SELECT q.probe,\n" + sql_file(facts_sql.__file__, "local_to_utc.sql")
                  + "\nFROM probes q JOIN time_segments g ON g.timezone = q.timezone AND q.local_time >= g.local_from "
                  "AND q.local_time < g.local_to ORDER BY q.probe")
     segments = time_segments({zone: (datetime(2024, 3, 9), datetime(2024, 11, 4))})
