@@ -181,9 +181,12 @@ def test_uci_files_through_a_user_layout(chunk: int):
         assert len(whole.rows) > 1000 and len(parts) > (10 if chunk < 1 << 20 else 0)
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 64, 333])
-def test_legacy_windows_1252_decimal_comma(chunk: int):
-    header = "TICKET;LINE;DATE;TIME;ITEM;QTY;PRICE;DISC;CARD;TYPE"
+LEGACY_HEADER = "TICKET;LINE;DATE;TIME;ITEM;QTY;PRICE;DISC;CARD;TYPE"
+
+
+def legacy_lines() -> list[str]:
+    """Legacy-layout lines (decimal comma, day-first dates): a bad line of each kind every eleventh receipt, and two
+    repeated receipt lines."""
     lines = []
     for i in range(60):
         lines += [f"{i};1;03.03.2025;10:15;Café-{i % 9};2;12,50;0,50;;S",
@@ -191,8 +194,12 @@ def test_legacy_windows_1252_decimal_comma(chunk: int):
         if i % 11 == 3:
             lines += [f"{i};3;03.03.2025;10:15;HB-004211;1;2,5;0;;X", f"{i};4;03.03.2025;10:15;HB-1;-1;2,505;0;;s",
                       f"{i};5;31.02.2025;10:15;HB-1;1;2,50;0,001;;S", f"{i};6;03.03.2025;9:15;HB-1;1;2;0;;r"]
-    lines += ["3;1;03.03.2025;10:15;HB-1;1;1,00;0;;S", "59;2;03.03.2025;11:00;HB-1;1;1,00;0;;S"]
-    whole, parts = assert_as_whole(text_file(*lines, header=header, end="\r\n", encoding="cp1252"),
+    return [*lines, "3;1;03.03.2025;10:15;HB-1;1;1,00;0;;S", "59;2;03.03.2025;11:00;HB-1;1;1,00;0;;S"]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 333])
+def test_legacy_windows_1252_decimal_comma(chunk: int):
+    whole, parts = assert_as_whole(text_file(*legacy_lines(), header=LEGACY_HEADER, end="\r\n", encoding="cp1252"),
                                    LAYOUTS["legacy"], ctx(path="a/S001_03032025.txt"), chunk)
     assert "duplicate_line" in set(whole.rejections["reason_code"]) and len(parts) > 5
 

@@ -90,17 +90,6 @@ def _over_the_rate() -> list[str]:
     return [*lines, "", *[bad[3 - i % 4].format(i=200 + i) for i in range(12)], chunked.good(1)]
 
 
-def _legacy_lines() -> list[str]:
-    lines = []
-    for i in range(60):
-        lines += [f"{i};1;03.03.2025;10:15;Café-{i % 9};2;12,50;0,50;;S",
-                  f"{i};2;03.03.2025;10:15;hb00€4211;1;1.012,50;0;LC9;R"]
-        if i % 11 == 3:
-            lines += [f"{i};3;03.03.2025;10:15;HB-004211;1;2,5;0;;X", f"{i};4;03.03.2025;10:15;HB-1;-1;2,505;0;;s",
-                      f"{i};5;31.02.2025;10:15;HB-1;1;2,50;0,001;;S", f"{i};6;03.03.2025;9:15;HB-1;1;2;0;;r"]
-    return [*lines, "3;1;03.03.2025;10:15;HB-1;1;1,00;0;;S", "59;2;03.03.2025;11:00;HB-1;1;1,00;0;;S"]
-
-
 def _late_parse_error(wide: bool) -> list[str]:
     lines = [chunked.good(i) for i in range(40)]
     lines[5] = chunked.good(5).replace("HB-5", '"HB\n\n5"')
@@ -152,7 +141,7 @@ def cases() -> dict[str, tuple[bytes, Layout, FileContext]]:
                                              header=chunked.HEADER + ",store"), chunked.BY_COLUMN, ctx(store=None))
     out["chunked_no_line_no"] = (text_file(*[good(i % 7).replace(",1,2025", ",2025") for i in range(80)],
                                            header=chunked.HEADER.replace("line_no,", "")), chunked.NO_LINE_NO, ctx())
-    out["chunked_legacy"] = (text_file(*_legacy_lines(), header="TICKET;LINE;DATE;TIME;ITEM;QTY;PRICE;DISC;CARD;TYPE",
+    out["chunked_legacy"] = (text_file(*chunked.legacy_lines(), header=chunked.LEGACY_HEADER,
                                        end="\r\n", encoding="cp1252"), LAYOUTS["legacy"],
                              ctx(path="a/S001_03032025.txt"))
     multi = [good(i).replace("T1", "Tö€𝄞").replace("HB-", "hé-").replace("LC1", "LC€ü") for i in range(40)]
