@@ -33,6 +33,7 @@ from retail_assets.schemas.marts import (
     STOCK_STATUSES,
 )
 from retail_assets.settings import load_settings
+from retail_assets.transforms.normalise import normalise_sku
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -46,7 +47,6 @@ FILE_STATUS_COLOURS = {"rejected": "#d62728", "held": "#9467bd"}
 ONLINE_STORE = "ONLINE"
 CHECK_RUNS = 1000  # newest runs whose check evaluations the data-quality section reads
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
-_NOT_IN_SKU = re.compile(r"[^0-9A-Za-z]+")  # as retail_assets.transforms.normalise.normalise_sku
 _STORE_IN_PATH = re.compile(r"(?:^|/)(?:sales|stock)_([A-Za-z0-9]+)_\d{8}\.|(?:^|/)([A-Za-z0-9]+)_\d{8}\.txt$")
 
 
@@ -64,7 +64,8 @@ def sku_text(sku: object) -> str:
     """A SKU as the page writes it everywhere, charts and tables: the key the warehouse matches SKUs by
     (``normalise_sku``: upper case, no punctuation, so the catalog's ``KT-832954`` and a POS file's ``kt832954``
     read alike); a SKU missing from the catalog says so."""
-    text = "" if sku is None or (isinstance(sku, float) and pd.isna(sku)) else _NOT_IN_SKU.sub("", str(sku)).upper()
+    missing = sku is None or (isinstance(sku, float) and pd.isna(sku))
+    text = "" if missing else str(normalise_sku(pd.Series([str(sku)])).iloc[0])
     return "SKUs missing from the catalog" if text in ("", "UNKNOWN") else text
 
 

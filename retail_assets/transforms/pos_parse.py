@@ -29,7 +29,7 @@ import pyarrow.csv as pacsv
 
 from retail_assets.layouts import Layout
 from retail_assets.schemas.sources import PAYMENT_METHODS
-from retail_assets.transforms.normalise import normalise_loyalty_card, normalise_sku
+from retail_assets.transforms.normalise import loyalty_card_arrow, normalise_sku, sku_norm_arrow, utf8_buffers
 
 REJECTION_COLUMNS = ["business_date", "asset", "source_system", "source_ref", "source_key", "reason_code", "reason",
                      "record", "run_id"]
@@ -312,13 +312,13 @@ def _inventory(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, heade
 # kernels pandas uses for its string methods, Python's regex semantics where pandas would use Python's ``re``, and
 # pandas' own conversions (``pd.to_numeric``, ``pd.to_datetime``) for whatever is not plain. Plain values take the
 # fast lane (digits, amounts with at most 2 decimals, fixed-width timestamps), anything else goes through those
-# conversions cell by cell. Reasons and physical records are only made for the lines that break a rule.
+# conversions cell by cell. The join keys (sku_norm, loyalty_card) are normalise's own rules on the Arrow columns.
+# Reasons and physical records are only made for the lines that break a rule.
 # A file is read by Arrow's CSV reader when nothing in it could make Arrow read it otherwise than pandas does (no
 # quotes in the header, no duplicate or empty header names, no rows of the wrong width, no blank lines, no line
 # breaks inside cells); anything else is read by pandas' reader (``_parse_text``) and checked here all the same.
 
 _PLAIN_AMOUNT = {".": r"^[0-9]{1,15}(\.[0-9]{1,2})?$", ",": r"^[0-9]{1,15}(,[0-9]{1,2})?$"}
-_PY_ASCII_SPACE = "[\t\n\x0b\x0c\r\x1c-\x1f ]+"  # what Python's \s matches among ASCII characters
 _MAX_INT_DIGITS = 18  # whole numbers this long always fit int64
 _TIME_FIELDS = {"%Y": (4, 1, 9999), "%m": (2, 1, 12), "%d": (2, 1, 31), "%H": (2, 0, 23), "%M": (2, 0, 59),
                 "%S": (2, 0, 59)}
@@ -353,31 +353,6 @@ def _np(values: pa.Array) -> np.ndarray:
 
 def _empty_to_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(values, ""), pa.scalar(None, _TEXT), values)
-
-
-def _bytes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, bytes) of a large_string array without nulls, offsets starting at 0."""
-    values = pc.cast(values, _TEXT)
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset: values.offset + len(values) + 1]
-    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
-    return offsets - offsets[0], data
-
-
-_ASCII_ALNUM = np.zeros(256, dtype=bool)
-_ASCII_ALNUM[[*range(48, 58), *range(65, 91), *range(97, 123)]] = True
-_ASCII_UPPER = np.arange(256, dtype=np.uint8)
-_ASCII_UPPER[97:123] -= 32
-_PY_SPACE_BYTES = np.zeros(256, dtype=bool)
-_PY_SPACE_BYTES[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # str.isspace() among ASCII characters
-
-
-def _alnum_upper_ascii(values: pa.Array) -> pa.Array:
-    """``normalise_sku`` (drop every character outside [0-9A-Za-z], upper case) for ASCII text, on the bytes."""
-    offsets, data = _bytes(values)
-    keep = _ASCII_ALNUM[data]
-    kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-    return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(kept[offsets]),
-                                            pa.py_buffer(_ASCII_UPPER[data[keep]]))
 
 
 def _header_names(text: str, layout: Layout) -> list[str] | None:
@@ -563,7 +538,7 @@ def _timestamps(raw: pa.Array, fmt: str) -> np.ndarray | pd.Series:
     if len(set(names)) != len(names) or not {"%Y", "%m", "%d"} <= set(names):
         return pd.to_datetime(_series(raw), format=fmt, errors="coerce")
     n = len(raw)
-    offsets, data = _bytes(raw)
+    offsets, data = utf8_buffers(raw)
     fixed = (offsets[1:] - offsets[:-1]) == width
     stamps = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     done = np.zeros(n, dtype=bool)
@@ -841,10 +816,7 @@ def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
         f"receipt {r} line {line} appears more than once in the file; the first occurrence was kept"
         for r, line in zip(receipt.take(pa.array(rows)).to_pylist(), line_no[rows].tolist(), strict=True)])
 
-    if ascii_only:
-        sku_norm = _empty_to_null(_alnum_upper_ascii(sku))
-    else:
-        sku_norm = _empty_to_null(pc.utf8_upper(pc.replace_substring_regex(sku, "[^0-9A-Za-z]+", "")))
+    sku_norm = _empty_to_null(sku_norm_arrow(sku))
     rules.add(_np(pc.is_null(sku_norm)), "missing_value", "sku has no letters or digits")
 
     good = rules.free
@@ -884,17 +856,6 @@ def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
     def text_column(values: pa.Array) -> pd.arrays.ArrowStringArray:
         return _strings(values if keep is None else pc.filter(values, keep))
 
-    def loyalty_cards() -> pd.api.extensions.ExtensionArray:
-        card = col("loyalty_card")
-        if not ascii_only:
-            return normalise_loyalty_card(_series(card))[good].array
-        card = pc.utf8_trim_whitespace(card)
-        float_like = pc.ends_with(card, ".0")  # r"\.0$": no cell holds a line break here
-        card = pc.if_else(float_like, pc.utf8_slice_codeunits(card, 0, -2), card)
-        if _PY_SPACE_BYTES[_bytes(card)[1]].any():
-            card = pc.replace_substring_regex(card, _PY_ASCII_SPACE, "")
-        return text_column(_empty_to_null(pc.ascii_upper(card)))
-
     if not isinstance(sold_at, np.ndarray):
         sold_at_column = sold_at[good].array
     elif np.isnat(stamps).all():  # no time read at all: pd.to_datetime types that column in seconds
@@ -916,7 +877,7 @@ def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
         "quantity": _Numbers(qty.ok, qty.missing, quantity, qty.kind).as_int64()[good],
         "unit_price": _amount_array(price[0][good], price[1][good], price[2]),
         "discount": _amount_array(discount[0][good], discount[1][good], discount[2]),
-        "loyalty_card": loyalty_cards(),
+        "loyalty_card": text_column(loyalty_card_arrow(col("loyalty_card"))),
         "payment_method": text_column(payment),
         "layout": _strings(_constant(layout.name, kept_n), _STR),
         "source_file": _strings(_per_file([ctx.path for ctx in ctxs], file_of[good]), _STR),

@@ -274,24 +274,28 @@ def test_a_day_parsed_in_batches_is_the_day_parsed_file_by_file(tmp_path: Path):
     assert any(took), "the company's days were parsed in batches"
 
 
-# --- The join keys: what retail_assets.transforms.normalise says they are -------------------------------------
+# --- The join keys: retail_assets.transforms.normalise's rules on the cells ---------------------------------------
 
-ASCII_IDS = [" hb-004211 ", "HB004211", "hb 00 42 11", "17850.0", "17850.00", " lc 9 ", "LC9.0 ", "x\ty", "a\x0bb",
-             "a\x1cb", "-.0", "a.0.0", "1_000"]
-OTHER_IDS = ["hé-1", "\u3000HB-20", "\u00a0T1\u00a0", "ǆ1", "ß1", "ﬃ1", "Ⅻ-1", "१२३", "a\u2003b", "ab.0\u00a0"]
+# (cell, sku_norm of the cell followed by "X", loyalty_card of the cell); normalise's own cases: test_normalise.py
+JOIN_KEYS = [
+    (" hb-004211 ", "HB004211X", "HB-004211"), ("hb 00 42 11", "HB004211X", "HB004211"),
+    ("17850.0", "178500X", "17850"), ("17850.00", "1785000X", "17850.00"), ("LC9.0 ", "LC90X", "LC9"),
+    ("x\ty", "XYX", "XY"), ("a\x0bb", "ABX", "AB"), ("a\x1cb", "ABX", "AB"), ("-.0", "0X", "-"),
+    ("a.0.0", "A00X", "A.0"), ("1_000", "1000X", "1_000"), (" .0", "0X", None), ("", "X", None),
+]
+OTHER_JOIN_KEYS = [
+    ("hé-1", "H1X", "HÉ-1"), ("\u3000HB-20", "HB20X", "HB-20"), ("\u00a0T1\u00a0", "T1X", "T1"), ("ß1", "1X", "ẞ1"),
+    ("Ⅻ-1", "1X", "Ⅻ-1"), ("१२३", "X", "१२३"), ("a\u2003b", "ABX", "AB"), ("ab.0\u00a0", "AB0X", "AB"),
+]
 
 
-@pytest.mark.parametrize("ids", [ASCII_IDS, ASCII_IDS + OTHER_IDS], ids=["ascii", "unicode"])
-def test_sku_and_loyalty_card_are_normalised_as_everywhere_else(ids: list[str]):
-    """A POS line's sku_norm and loyalty_card join to the catalog's and the CRM's keys: they are what
-    ``normalise_sku`` and ``normalise_loyalty_card`` make of the cells, whichever way the file is read."""
-    from retail_assets.transforms.normalise import normalise_loyalty_card, normalise_sku
-
-    lines = [f"R{i},1,2025-03-03T10:00:00,T1,C1,{v}X,1,1.00,0,{v},cash" for i, v in enumerate(ids)]
+@pytest.mark.parametrize("keys", [JOIN_KEYS, JOIN_KEYS + OTHER_JOIN_KEYS], ids=["ascii", "unicode"])
+def test_sku_and_loyalty_card_are_the_join_keys(keys: list[tuple[str, str, str | None]]):
+    """A POS line's sku_norm and loyalty_card are the keys the catalog and the CRM join on, whichever reader reads
+    the file; a card with nothing left is missing."""
+    lines = [f"R{i},1,2025-03-03T10:00:00,T1,C1,{v}X,1,1.00,0,{v},cash" for i, (v, _, _) in enumerate(keys)]
     for data in (standard(*lines), standard(*lines[:2], "", *lines[2:])):  # Arrow's reader, then pandas'
         parsed = parse_pos_file(data, LAYOUTS["standard"], ctx())
         assert parsed.rejections.empty
-        cells = pd.Series([f"{v}X" for v in ids], dtype="string").str.strip()
-        assert parsed.rows["sku_norm"].tolist() == normalise_sku(cells).tolist()
-        cards = normalise_loyalty_card(pd.Series(ids, dtype="string").str.strip())
-        assert parsed.rows["loyalty_card"].fillna("<NA>").tolist() == cards.fillna("<NA>").tolist()
+        assert parsed.rows["sku_norm"].tolist() == [sku for _, sku, _ in keys]
+        assert [None if pd.isna(c) else c for c in parsed.rows["loyalty_card"]] == [card for _, _, card in keys]
