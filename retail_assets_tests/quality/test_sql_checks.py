@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pandera.pandas as pa
 import pytest
@@ -88,3 +90,24 @@ def test_a_natural_key_repeated_across_chunks_is_counted_by_the_warehouse(wareho
             assert repeats["failure_case"].tolist() == ["S1|2024-07-01|R1|1"]
     finally:
         warehouse.dispose()
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["a", "b", "c"], None),  # the distinct count proves there is nothing to look for
+    (["a", "b", "a", "c", "b", "b"], {"a", "b"}),
+    (["a", None, "b", None], {"None"}),  # NULLs are one group to GROUP BY, as before the distinct count
+    (["a", None, "b"], None),
+])
+def test_a_single_key_column_is_checked_for_repeats(values: list[str | None], expected: set[str] | None,
+                                                     tmp_path: Path):
+    engine = sa.create_engine(f"duckdb:///{tmp_path / 'keys.duckdb'}")
+    table = sa.Table("t", sa.MetaData(), sa.Column("k", sa.Text), sa.Column("day", sa.Integer))
+    with engine.begin() as conn:
+        table.create(conn)
+        conn.execute(table.insert(), [{"k": v, "day": 1} for v in values] + [{"k": "a", "day": 2}])
+        found = repeated_keys(conn, table, ["k"], table.c.day == 1, "unique")
+    engine.dispose()
+    if expected is None:
+        assert found is None
+    else:
+        assert set(found["failure_case"]) == expected and found["count"].sum() == len(expected)
