@@ -284,6 +284,13 @@ def _inventory(table: pd.DataFrame, layout: Layout, ctx: FileContext, col, heade
     on_ok = on_raw.str.fullmatch(r"[+-]?\d+").fillna(False)
     on_hand = pd.to_numeric(on_raw.where(on_ok), errors="coerce")
     rules.add(~on_ok, "on_hand_invalid", "on_hand '" + on_raw + "' is not a whole number")
+    if on_hand.dtype != "int64":  # past int64 pandas types the column UInt64 or Float64: read the counts exactly
+        exact = on_raw.where(on_ok).map(lambda t: int(t) if isinstance(t, str) else None, na_action="ignore")
+        beyond = exact.map(lambda v: v is not None and not -(2**63) <= v < 2**63, na_action="ignore")
+        beyond = beyond.astype("boolean").fillna(False).astype(bool)
+        rules.add(beyond, "on_hand_invalid",
+                  "on_hand '" + on_raw + f"' is past the largest count the warehouse holds ({2**63 - 1})")
+        on_hand = exact.where(on_ok & ~beyond, 0).astype("int64")
     counted = pd.Series(pd.NaT, index=table.index, dtype="datetime64[us]")
     if layout.counted_at and all(c.strip().lower() in headers for c in layout.counted_at.columns):
         raw = table[headers[layout.counted_at.columns[0].strip().lower()]].astype("string").str.strip()
@@ -425,11 +432,6 @@ class _Numbers:
             return np.where(self.missing, 0, self.values + 1)
         return np.where(self.missing, 0, np.unique(self.values, return_inverse=True)[1] + 1)
 
-    def as_int64(self) -> np.ndarray:
-        """The numbers cast to int64 as pandas' ``astype("int64")`` casts them (past int64 they wrap)."""
-        with np.errstate(invalid="ignore"):
-            return self.values.astype(np.int64)
-
 
 def _whole_numbers(raw: pa.Array, signed: bool, ascii_only: bool, kind_of_file: str | None = None) -> _Numbers:
     """Cells that fullmatch ``[+-]?\\d+`` (``\\d+``) as pandas matches them, and their values as the rules have
@@ -467,6 +469,29 @@ def _whole_numbers(raw: pa.Array, signed: bool, ascii_only: bool, kind_of_file: 
     kind = str(numbers.dtype) if not missing.all() else None
     values = numbers.to_numpy(dtype=numbers.dtype.numpy_dtype, na_value=1)
     return _Numbers(ok, missing, values, kind)
+
+
+def _exact_int64(raw: pa.Array, numbers: _Numbers) -> tuple[np.ndarray, np.ndarray]:
+    """(where a whole number is one the warehouse's BIGINT cannot hold, every number as int64 read exactly from its
+    text). Once one cell is past int64 pandas types the column UInt64 or Float64, and casting back would wrap it (a
+    quantity of 10**20 booked as -2**63) and round its neighbours (2**63 - 1 through a float)."""
+    if numbers.values.dtype == np.int64:
+        return np.zeros(len(numbers.values), dtype=bool), numbers.values
+    beyond = np.zeros(len(numbers.values), dtype=bool)
+    exact = np.ones(len(numbers.values), dtype=np.int64)
+    rows = np.flatnonzero(~numbers.missing)
+    for row, text in zip(rows.tolist(), raw.take(pa.array(rows)).to_pylist(), strict=True):
+        value = int(text)
+        if -(2**63) <= value < 2**63:
+            exact[row] = value
+        else:
+            beyond[row] = True
+    return beyond, exact
+
+
+# The largest amount a NUMERIC(14,2) column holds (the warehouse's money type): a price or discount past it could
+# not be stored, and would fail the whole day at the insert.
+_MAX_AMOUNT = 999_999_999_999.99
 
 
 def _amounts(raw: pa.Array, decimal: str, empty: float | None) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
@@ -748,9 +773,12 @@ def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
         numbers = _whole_numbers(line_raw, False, ascii_only, piece.line_type_of_file if piece is not None else None)
         if piece is not None:
             piece.line_type = numbers.kind
-        line_no = numbers.values
+        line_beyond, line_no = _exact_int64(line_raw, numbers)
         rules.add(numbers.missing | (line_no < 1), "line_no_invalid",
                   _quoted("line_no '", line_raw, "' is not a whole number >= 1"))
+        rules.add(line_beyond, "line_no_invalid",
+                  _quoted("line_no '", line_raw, f"' is past the largest line number the warehouse holds "
+                                                 f"({2**63 - 1})"))
         line_key = numbers.codes()  # unreadable numbers are one key, as for duplicated()
     else:  # the layout has no line numbers: number the lines of each receipt in file order
         line_no = _cumcount(_codes(receipt) * files + file_of) + 1
@@ -763,6 +791,9 @@ def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
     quantity = qty.values
     rules.add(qty.missing | (quantity == 0), "quantity_invalid",
               _quoted("quantity '", qty_raw, "' is not a non-zero whole number"))
+    qty_beyond, qty_exact = _exact_int64(qty_raw, qty)
+    rules.add(qty_beyond, "quantity_invalid",
+              _quoted("quantity '", qty_raw, f"' is past the largest quantity the warehouse holds ({2**63 - 1})"))
     if layout.sign.column:
         rules.add(qty.ok & (qty.missing | (quantity < 0)), "quantity_invalid",
                   _quoted("quantity '", qty_raw, f"' must be positive in layout {layout.name} (returns are marked "
@@ -771,10 +802,14 @@ def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
     price_raw = col("unit_price")
     price = _amounts(price_raw, layout.decimal, None)
     rules.add(price[3], "price_invalid", _quoted("unit_price '", price_raw, "' is not a price >= 0 in whole cents"))
+    rules.add(~price[1] & (price[0] > _MAX_AMOUNT), "price_invalid",
+              _quoted("unit_price '", price_raw, f"' is more than the warehouse's amounts hold ({_MAX_AMOUNT:,.2f})"))
     disc_raw = col("discount")
     discount = _amounts(disc_raw, layout.decimal, 0.0)
     rules.add(discount[3], "discount_invalid",
               _quoted("discount '", disc_raw, "' is not an amount >= 0 in whole cents"))
+    rules.add(~discount[1] & (discount[0] > _MAX_AMOUNT), "discount_invalid",
+              _quoted("discount '", disc_raw, f"' is more than the warehouse's amounts hold ({_MAX_AMOUNT:,.2f})"))
 
     assert layout.sold_at is not None
     parts = [raw_column(c) for c in layout.sold_at.columns]
@@ -795,6 +830,7 @@ def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
                   _quoted(f"{layout.sign.column} '", kind, f"' is neither {'/'.join(layout.sign.sale)} (sale) nor "
                                                            f"{'/'.join(layout.sign.returns)} (return)"))
         quantity = np.where(ret, -quantity, quantity)
+        qty_exact = np.where(ret, -qty_exact, qty_exact)
 
     payment = _constant(None, n)
     if "payment_method" in layout.columns:
@@ -868,13 +904,13 @@ def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
         "business_date": pd.Timestamp(day),
         "store_code": text_column(store),
         "receipt_id": text_column(receipt),
-        "line_no": (numbers.as_int64() if numbers is not None else line_no)[good],
+        "line_no": line_no[good],
         "sold_at": sold_at_column,
         "register_id": text_column(_empty_to_null(col("register_id"))),
         "cashier_id": text_column(_empty_to_null(col("cashier_id"))),
         "sku_raw": text_column(sku),
         "sku_norm": text_column(sku_norm),
-        "quantity": _Numbers(qty.ok, qty.missing, quantity, qty.kind).as_int64()[good],
+        "quantity": qty_exact[good],
         "unit_price": _amount_array(price[0][good], price[1][good], price[2]),
         "discount": _amount_array(discount[0][good], discount[1][good], discount[2]),
         "loyalty_card": text_column(loyalty_card_arrow(col("loyalty_card"))),
