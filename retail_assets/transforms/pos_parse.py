@@ -810,6 +810,12 @@ def _sales_rules(texts: list[str], ctxs: list[FileContext], counts: np.ndarray, 
               _quoted("discount '", disc_raw, "' is not an amount >= 0 in whole cents"))
     rules.add(~discount[1] & (discount[0] > _MAX_AMOUNT), "discount_invalid",
               _quoted("discount '", disc_raw, f"' is more than the warehouse's amounts hold ({_MAX_AMOUNT:,.2f})"))
+    with np.errstate(invalid="ignore", over="ignore"):  # a line's amount is quantity x price: it must fit too
+        gross_too_big = ~qty.missing & ~price[1] & (np.abs(qty_exact.astype(np.float64)) * price[0] > _MAX_AMOUNT)
+    rules.add(gross_too_big, "quantity_invalid", lambda rows: [
+        f"quantity {q} x unit_price {p} is more than the warehouse's amounts hold ({_MAX_AMOUNT:,.2f})"
+        for q, p in zip(qty_raw.take(pa.array(rows)).to_pylist(), price_raw.take(pa.array(rows)).to_pylist(),
+                        strict=True)])
 
     assert layout.sold_at is not None
     parts = [raw_column(c) for c in layout.sold_at.columns]

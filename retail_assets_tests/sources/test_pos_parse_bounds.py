@@ -25,9 +25,12 @@ CASES = {  # receipt -> (line, the reason code it must be rejected with, or None
     94: (line(94, qty=-(2**63) - 1), "quantity_invalid"),
     95: (line(95, price="1000000000000.00"), "price_invalid"),
     96: (line(96, disc="1000000000000"), "discount_invalid"),
-    97: (line(97, qty=INT64_MAX), None),  # the largest that fits is a number like any other
+    97: (line(97, qty=INT64_MAX, price="0.00"), None),  # the largest that fits is a number like any other
     98: (line(98, line_no=INT64_MAX), None),
-    99: (line(99, price="999999999999.99"), None),
+    99: (line(99, qty=1, price="999999999999.99"), None),
+    80: (line(80, qty=1000, price="1000000000.00"), "quantity_invalid"),  # each fits, their product does not
+    81: (line(81, qty=-1000, price="1000000000.00"), "quantity_invalid"),
+    82: (line(82, qty=999, price="1000000000.00"), None),
 }
 
 
@@ -55,6 +58,7 @@ def test_numbers_past_what_the_warehouse_holds_are_rejected_never_wrapped():
     reasons = " ".join(parsed.rejections["reason"])
     assert "past the largest quantity the warehouse holds" in reasons
     assert "more than the warehouse's amounts hold (999,999,999,999.99)" in reasons
+    assert "quantity 1000 x unit_price 1000000000.00 is more than the warehouse's amounts hold" in reasons
 
 
 @pytest.mark.parametrize("chunk", [64, 300])
