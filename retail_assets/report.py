@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,21 +61,31 @@ class Section:
     anchor: str = field(default="")
 
 
+MISSING_SKU = "SKUs missing from the catalog"
+
+
+def sku_texts(skus: Iterable[object]) -> list[str]:
+    """SKUs as the page writes them everywhere, charts and tables: the key the warehouse matches SKUs by
+    (``normalise_sku``, once for the whole column: upper case, no punctuation, so the catalog's ``KT-832954`` and a
+    POS file's ``kt832954`` read alike); a SKU missing from the catalog says so."""
+    values = pd.Series(list(skus), dtype="object")
+    codes = normalise_sku(values.where(values.notna()).astype("string"))
+    return [MISSING_SKU if pd.isna(code) or code in ("", "UNKNOWN") else str(code) for code in codes]
+
+
 def sku_text(sku: object) -> str:
-    """A SKU as the page writes it everywhere, charts and tables: the key the warehouse matches SKUs by
-    (``normalise_sku``: upper case, no punctuation, so the catalog's ``KT-832954`` and a POS file's ``kt832954``
-    read alike); a SKU missing from the catalog says so."""
-    missing = sku is None or (isinstance(sku, float) and pd.isna(sku))
-    text = "" if missing else str(normalise_sku(pd.Series([str(sku)])).iloc[0])
-    return "SKUs missing from the catalog" if text in ("", "UNKNOWN") else text
+    return sku_texts([sku])[0]
+
+
+def product_labels(skus: Iterable[object], names: Iterable[object]) -> list[str]:
+    """Products as charts and tables write them: ``SKU · name`` (the SKU alone when the name is unknown)."""
+    return [code if code == MISSING_SKU or name is None or (isinstance(name, float) and pd.isna(name))
+            or not str(name) else f"{code} · {name}"
+            for code, name in zip(sku_texts(skus), names, strict=True)]
 
 
 def product_label(sku: object, name: object) -> str:
-    """A product as charts and tables write it: ``SKU · name`` (the SKU alone when the name is unknown)."""
-    code = sku_text(sku)
-    if code == sku_text(None) or name is None or (isinstance(name, float) and pd.isna(name)) or not str(name):
-        return code
-    return f"{code} · {name}"
+    return product_labels([sku], [name])[0]
 
 
 def _figure_html(fig: go.Figure, div_id: str | None = None, height: int = 420) -> str:
@@ -150,8 +161,7 @@ def _products_section(warehouse: Warehouse, currency: str) -> Section:
         return Section("Top products and categories", note, [_empty(MART_PRODUCT_PERFORMANCE.name)])
     for col in ("net_revenue", "margin"):
         products[col] = pd.to_numeric(products[col]).astype("float64")
-    products["label"] = [product_label(sku, name) for sku, name in zip(products["sku"], products["product_name"],
-                                                                          strict=True)]
+    products["label"] = product_labels(products["sku"], products["product_name"])
     products["category"] = products["category"].fillna("(unknown)")
     top = products.nlargest(TOP_PRODUCTS, "net_revenue").iloc[::-1]
     fig_products = go.Figure(go.Bar(
@@ -229,9 +239,7 @@ def _inventory_section(warehouse: Warehouse) -> Section:
     at_risk["avg_daily_units"] = pd.to_numeric(at_risk["avg_daily_units"]).astype("float64").round(2)
     at_risk["days_of_supply"] = pd.to_numeric(at_risk["days_of_supply"]).astype("float64").round(1)
     at_risk = at_risk.sort_values(["days_of_supply", "avg_daily_units"], ascending=[True, False]).head(AT_RISK_ROWS)
-    at_risk.insert(1, "product", [product_label(sku, name) for sku, name in zip(at_risk["sku"],
-                                                                                   at_risk["product_name"],
-                                                                                   strict=True)])
+    at_risk.insert(1, "product", product_labels(at_risk["sku"], at_risk["product_name"]))
     at_risk = at_risk.drop(columns=["sku", "product_name"])
     table = (f"<h3>Most urgent ({len(at_risk)} of {int(stock['stock_status'].isin(['stock_out', 'low']).sum())} "
              f"stock-outs and low stock)</h3>" + _table(at_risk)) if len(at_risk) else "<p>Nothing at risk.</p>"
